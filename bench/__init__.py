@@ -1,0 +1,1 @@
+"""Benchmarks: each measures a baseline and ours in the same run and writes docs/benchmarks.md."""

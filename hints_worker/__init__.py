@@ -1,0 +1,1 @@
+"""Distributed precomputation of fused SGM depth hints (built in a later issue)."""
