@@ -8,7 +8,9 @@ import bench
 
 
 def main(names: list[str]) -> None:
-    modules = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
+    modules = sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
+    )
     for name in names or modules:
         module = name if name.startswith("bench_") else f"bench_{name}"
         if module not in modules:

@@ -29,8 +29,9 @@ def _unculled_camera(scene: syn.Scene, origin, rotation, K, width, height) -> sy
     distance = np.linalg.norm(np.clip(origin, scene.lo, scene.hi) - origin, axis=1)
     everything = (slice(None), slice(None))
     for k in np.flatnonzero(distance < syn.MAX_RENDER_DISTANCE):
-        syn._intersect_box(origin, directions, inv_directions, scene.lo[k], scene.hi[k], hits,
-                           everything, k + 1)
+        syn._intersect_box(
+            origin, directions, inv_directions, scene.lo[k], scene.hi[k], hits, everything, k + 1
+        )
     return hits
 
 
@@ -46,8 +47,9 @@ def _time_renderers(config: syn.DriveConfig) -> tuple[float, float]:
         base = _unculled_camera(scene, pose.position, pose.rotation, K, config.width, config.height)
         timings["baseline"] += time.perf_counter() - start
         start = time.perf_counter()
-        ours, _ = syn.cast_camera(scene, pose.position, pose.rotation, K, config.width,
-                                  config.height)
+        ours, _ = syn.cast_camera(
+            scene, pose.position, pose.rotation, K, config.width, config.height
+        )
         timings["ours"] += time.perf_counter() - start
         assert np.array_equal(base.t, ours.t), "culling changed the rendered depth"
     return timings["baseline"] / len(frames), timings["ours"] / len(frames)
@@ -76,14 +78,30 @@ ground-truth depth PNGs, two semantic PNGs and the files in the KITTI raw layout
 
 Ray casting one view (mean of {RENDER_SAMPLES} frames; identical depth from both):
 
-{table(["renderer", "s / view", "speed-up"], [
-    ["baseline: every box against every pixel", f"{baseline_view:.2f}", "1.0×"],
-    ["ours: each box only in its projected rectangle", f"{ours_view:.3f}",
-     f"{baseline_view / ours_view:.0f}×"]])}
+{
+        table(
+            ["renderer", "s / view", "speed-up"],
+            [
+                ["baseline: every box against every pixel", f"{baseline_view:.2f}", "1.0×"],
+                [
+                    "ours: each box only in its projected rectangle",
+                    f"{ours_view:.3f}",
+                    f"{baseline_view / ours_view:.0f}×",
+                ],
+            ],
+        )
+    }
 Whole generator, {FRAMES} frames (goal: under 60 s):
 
-{table(["worker processes", "seconds", "stereo frames / s", "vs 1 worker"], [
-    [w, f"{s:.1f}", f"{FRAMES / s:.2f}", f"{generator[1] / s:.2f}×"] for w, s in generator.items()])}
+{
+        table(
+            ["worker processes", "seconds", "stereo frames / s", "vs 1 worker"],
+            [
+                [w, f"{s:.1f}", f"{FRAMES / s:.2f}", f"{generator[1] / s:.2f}×"]
+                for w, s in generator.items()
+            ],
+        )
+    }
 """
     write_section("synthetic", "Synthetic stereo drives", body)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -24,25 +25,41 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser, frames: int) -> None
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=_positive_int, default=1242)
     parser.add_argument("--height", type=_positive_int, default=375)
-    parser.add_argument("--image-ext", choices=[".png", ".jpg"], default=".png",
-                        help="KITTI raw ships PNG; the published hint precompute reads JPEG")
-    parser.add_argument("--workers", type=_positive_int, default=1,
-                        help="processes rendering frames in parallel")
+    parser.add_argument(
+        "--image-ext",
+        choices=[".png", ".jpg"],
+        default=".png",
+        help="KITTI raw ships PNG; the published hint precompute reads JPEG",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="processes rendering frames in parallel (default: one per core)",
+    )
 
 
 def _synthesize(args: argparse.Namespace) -> tuple[Path, dict[str, Path]]:
     from depthhints.data.synthetic import DatasetConfig, generate_dataset
 
-    config = DatasetConfig(num_drives=args.drives, frames_per_drive=args.frames, seed=args.seed,
-                           width=args.width, height=args.height, image_ext=args.image_ext)
+    config = DatasetConfig(
+        num_drives=args.drives,
+        frames_per_drive=args.frames,
+        seed=args.seed,
+        width=args.width,
+        height=args.height,
+        image_ext=args.image_ext,
+    )
     start = time.perf_counter()
     splits = generate_dataset(args.out, config, workers=args.workers, progress=True)
     seconds = time.perf_counter() - start
     root = Path(args.out)
     files = [p for p in root.rglob("*") if p.is_file()]
     size_mb = sum(p.stat().st_size for p in files) / 1e6
-    print(f"wrote {len(files)} files ({size_mb:.1f} MB) under {root} in {seconds:.1f} s "
-          f"({args.drives * args.frames / seconds:.2f} stereo frames/s)")
+    print(
+        f"wrote {len(files)} files ({size_mb:.1f} MB) under {root} in {seconds:.1f} s "
+        f"({args.drives * args.frames / seconds:.2f} stereo frames/s)"
+    )
     for part, path in splits.items():
         print(f"  split {part:5s}: {path} ({len(path.read_text().splitlines())} lines)")
     return root, splits
@@ -70,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="depthhints", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    synth = commands.add_parser("synth", help="write synthetic stereo drives in the KITTI raw layout")
+    synth = commands.add_parser(
+        "synth", help="write synthetic stereo drives in the KITTI raw layout"
+    )
     synth.add_argument("--out", required=True, help="root of the KITTI-style tree to write")
     _add_dataset_arguments(synth, frames=100)
     synth.set_defaults(func=cmd_synth)

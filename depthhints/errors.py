@@ -19,3 +19,7 @@ class DataFileError(DepthHintsError, OSError):
 
 class MissingDataError(DataFileError, FileNotFoundError):
     """A data file that the split or layout refers to but that does not exist."""
+
+
+class ConfigError(DepthHintsError, ValueError):
+    """A configuration value that is out of range or cannot be read."""

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from depthhints.data.kitti import (  # noqa: E402
+from depthhints.data.kitti import (
     KittiRawLayout,
     load_depth_png,
     load_image,
@@ -19,8 +19,9 @@ from depthhints.data.kitti import (  # noqa: E402
 )
 
 
-def stereo_preview(layout: KittiRawLayout, folder: str, frame: int, out_path: str | Path,
-                   max_depth: float = 80.0) -> Path:
+def stereo_preview(
+    layout: KittiRawLayout, folder: str, frame: int, out_path: str | Path, max_depth: float = 80.0
+) -> Path:
     """Render left/right images, the left ground-truth depth and the projected LiDAR to a PNG.
 
     Everything is read back through the KITTI reader, so the picture also shows that the tree
@@ -29,8 +30,9 @@ def stereo_preview(layout: KittiRawLayout, folder: str, frame: int, out_path: st
     left = load_image(layout.image_path(folder, frame, "l"))
     right = load_image(layout.image_path(folder, frame, "r"))
     calib = layout.calibration(folder)
-    lidar = velodyne_to_depth_map(load_velodyne(layout.velodyne_path(folder, frame)), calib,
-                                  cam=2, image_shape=left.shape[:2])
+    lidar = velodyne_to_depth_map(
+        load_velodyne(layout.velodyne_path(folder, frame)), calib, cam=2, image_shape=left.shape[:2]
+    )
     panels = [("left image (image_02)", left, None), ("right image (image_03)", right, None)]
     gt_path = layout.groundtruth_path(folder, frame, "l")
     if gt_path.exists():
@@ -38,8 +40,9 @@ def stereo_preview(layout: KittiRawLayout, folder: str, frame: int, out_path: st
     panels.append(("Velodyne projected into the left image [m]", lidar, "lidar"))
 
     height, width = left.shape[:2]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, len(panels) * 10 * height / width + 0.6),
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(10, len(panels) * 10 * height / width + 0.6), layout="constrained"
+    )
     for ax, (title, data, kind) in zip(axes, panels, strict=True):
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
@@ -49,8 +52,9 @@ def stereo_preview(layout: KittiRawLayout, folder: str, frame: int, out_path: st
         if kind == "lidar":
             ax.imshow(left)
             rows, cols = np.nonzero(data)
-            artist = ax.scatter(cols, rows, c=data[rows, cols], s=0.3, cmap="magma_r", vmin=0,
-                                vmax=max_depth)
+            artist = ax.scatter(
+                cols, rows, c=data[rows, cols], s=0.3, cmap="magma_r", vmin=0, vmax=max_depth
+            )
         else:
             artist = ax.imshow(np.ma.masked_equal(data, 0), cmap="magma_r", vmin=0, vmax=max_depth)
         fig.colorbar(artist, ax=ax, fraction=0.02, pad=0.01)

@@ -10,19 +10,21 @@ is the geometry — occlusions, textureless regions and thin structures are wher
 
 The camera intrinsics equal the fixed normalised K that monodepth2/Depth Hints assume for every
 KITTI image (fx = 0.58 W, fy = 1.92 H, principal point at (0.5 W, 0.5 H) in pixel-index
-coordinates), so the published geometry is exact on this data. The calibration files state the
-principal point in the 1-based convention that the reference LiDAR projection assumes (its
-``round(u) - 1``), so projected LiDAR lands on the pixel whose ray hit the point.
+coordinates), so the published geometry is exact on this data. The calibration files use
+KITTI's own convention (0-based pixel coordinates), so the reference LiDAR projection shows the
+same one-pixel shift on this data as on KITTI, and ``corrected=True`` removes it.
 
 Output tree (``<root>`` is what ``KittiRawLayout`` reads)::
 
     <root>/<date>/calib_{cam_to_cam,velo_to_cam,imu_to_velo}.txt
-    <root>/<date>/<date>_drive_NNNN_sync/image_0{2,3}/data/%010d.png
-    <root>/<date>/<date>_drive_NNNN_sync/velodyne_points/data/%010d.bin
-    <root>/<date>/<date>_drive_NNNN_sync/proj_depth/groundtruth/image_0{2,3}/%010d.png  (uint16, m x 256)
-    <root>/<date>/<date>_drive_NNNN_sync/semantic/image_0{2,3}/%010d.png               (uint8, CLASSES)
+    <root>/<date>/<drive>/image_0{2,3}/data/%010d.png
+    <root>/<date>/<drive>/velodyne_points/data/%010d.bin
+    <root>/<date>/<drive>/proj_depth/groundtruth/image_0{2,3}/%010d.png   (uint16, metres x 256)
+    <root>/<date>/<drive>/semantic/image_0{2,3}/%010d.png                 (uint8, CLASSES)
     <root>/splits/{train,val,test}_files.txt
-    <root>/synthetic.json                                                              (generator settings)
+    <root>/synthetic.json                                                  (generator settings)
+
+with ``<drive>`` = ``<date>_drive_NNNN_sync``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from depthhints.data.kitti import (
     write_raw_calibration,
     write_split_file,
 )
+from depthhints.errors import ConfigError
 
 GENERATOR_VERSION = "1"
 
@@ -61,9 +64,19 @@ LIDAR_RANGE_NOISE = 0.01  # metres (1 sigma)
 MAX_RENDER_DISTANCE = 200.0
 NEAR = 0.05
 
-# Semantic classes written to semantic/image_0X; thin structures (poles, signs) are where hints matter.
-CLASSES = {"sky": 0, "road": 1, "lane_marking": 2, "sidewalk": 3, "building": 4, "wall": 5,
-           "car": 6, "pole": 7, "sign": 8, "grass": 9}
+# Classes written to semantic/image_0X; thin structures (poles, signs) are where hints matter.
+CLASSES = {
+    "sky": 0,
+    "road": 1,
+    "lane_marking": 2,
+    "sidewalk": 3,
+    "building": 4,
+    "wall": 5,
+    "car": 6,
+    "pole": 7,
+    "sign": 8,
+    "grass": 9,
+}
 THIN_STRUCTURE_CLASSES = (CLASSES["pole"], CLASSES["sign"])
 
 _PATTERN_NONE, _PATTERN_WINDOWS, _PATTERN_TILES = 0, 1, 2
@@ -91,9 +104,13 @@ class DriveConfig:
 
     def intrinsics(self) -> np.ndarray:
         """3x3 K in pixel-index coordinates (pixel centres at integers)."""
-        return np.array([[0.58 * self.width, 0.0, 0.5 * self.width],
-                         [0.0, 1.92 * self.height, 0.5 * self.height],
-                         [0.0, 0.0, 1.0]])
+        return np.array(
+            [
+                [0.58 * self.width, 0.0, 0.5 * self.width],
+                [0.0, 1.92 * self.height, 0.5 * self.height],
+                [0.0, 0.0, 1.0],
+            ]
+        )
 
 
 @dataclass
@@ -121,7 +138,9 @@ class Pose:
 def trajectory(config: DriveConfig) -> list[Pose]:
     """Forward drive in the right lane with a gentle lateral sway and varying speed."""
     rng = np.random.default_rng([config.seed, 1])
-    speeds = config.speed * (1.0 + 0.15 * np.sin(np.arange(config.num_frames) / 17.0 + rng.uniform(0, 6)))
+    speeds = config.speed * (
+        1.0 + 0.15 * np.sin(np.arange(config.num_frames) / 17.0 + rng.uniform(0, 6))
+    )
     z = np.concatenate([[0.0], np.cumsum(speeds[:-1])])
     phase, period = rng.uniform(0, 2 * np.pi), rng.uniform(60.0, 120.0)
     x = 1.75 + 0.3 * np.sin(2 * np.pi * z / period + phase)
@@ -158,8 +177,15 @@ def build_scene(config: DriveConfig, length: float) -> Scene:
     for side in (-1.0, 1.0):
         # Raised sidewalk (a long kerb box) between the parking lane and the buildings.
         x0, x1 = sorted((side * 5.5, side * 8.5))
-        add((x0, ground - 0.12, z_start), (x1, ground, z_end), "sidewalk",
-            (0.62, 0.6, 0.57), 0.35, 0.04, _PATTERN_TILES)
+        add(
+            (x0, ground - 0.12, z_start),
+            (x1, ground, z_end),
+            "sidewalk",
+            (0.62, 0.6, 0.57),
+            0.35,
+            0.04,
+            _PATTERN_TILES,
+        )
         z = z_start
         while z < z_end:  # facades, with gaps filled by plain walls or left open
             length_m = rng.uniform(6.0, 25.0)
@@ -168,52 +194,109 @@ def build_scene(config: DriveConfig, length: float) -> Scene:
             height = rng.uniform(5.0, 16.0)
             if rng.uniform() < 0.7:
                 color = rng.uniform(0.35, 0.85, 3) * np.array([1.0, 0.92, 0.82])
-                add((x0, ground - height, z), (x1, ground, z + length_m), "building",
-                    tuple(color), 0.45, 0.03, _PATTERN_WINDOWS)
+                add(
+                    (x0, ground - height, z),
+                    (x1, ground, z + length_m),
+                    "building",
+                    tuple(color),
+                    0.45,
+                    0.03,
+                    _PATTERN_WINDOWS,
+                )
             else:  # plain plaster: almost no texture, a classic stereo failure
-                add((x0, ground - height, z), (x1, ground, z + length_m), "building",
-                    tuple(rng.uniform(0.7, 0.9, 3)), 0.015, 0.05)
+                add(
+                    (x0, ground - height, z),
+                    (x1, ground, z + length_m),
+                    "building",
+                    tuple(rng.uniform(0.7, 0.9, 3)),
+                    0.015,
+                    0.05,
+                )
             z += length_m
             if rng.uniform() < 0.35:
                 gap = rng.uniform(3.0, 9.0)
                 if rng.uniform() < 0.5:
                     wx0, wx1 = sorted((side * (face + 2.0), side * (face + 2.3)))
-                    add((wx0, ground - 2.2, z), (wx1, ground, z + gap), "wall",
-                        tuple(rng.uniform(0.75, 0.95, 3)), 0.01, 0.05)
+                    add(
+                        (wx0, ground - 2.2, z),
+                        (wx1, ground, z + gap),
+                        "wall",
+                        tuple(rng.uniform(0.75, 0.95, 3)),
+                        0.01,
+                        0.05,
+                    )
                 z += gap
         z = z_start + rng.uniform(0.0, 10.0)
         while z < z_end:  # thin poles, some carrying a sign that faces the traffic
             pole_height = rng.uniform(3.5, 6.0)
             px = side * 6.0
-            add((px - 0.06, ground - pole_height, z - 0.06), (px + 0.06, ground, z + 0.06), "pole",
-                (0.55, 0.56, 0.58), 0.25, 0.02)
+            add(
+                (px - 0.06, ground - pole_height, z - 0.06),
+                (px + 0.06, ground, z + 0.06),
+                "pole",
+                (0.55, 0.56, 0.58),
+                0.25,
+                0.02,
+            )
             if rng.uniform() < 0.45:
                 sx = px - side * 0.3
                 color = [(0.75, 0.1, 0.1), (0.1, 0.25, 0.7), (0.9, 0.9, 0.88), (0.9, 0.75, 0.1)][
-                    rng.integers(4)]
-                add((sx - 0.35, ground - pole_height, z - 0.11),
-                    (sx + 0.35, ground - pole_height + 0.7, z - 0.07), "sign", color, 0.2, 0.02)
+                    rng.integers(4)
+                ]
+                add(
+                    (sx - 0.35, ground - pole_height, z - 0.11),
+                    (sx + 0.35, ground - pole_height + 0.7, z - 0.07),
+                    "sign",
+                    color,
+                    0.2,
+                    0.02,
+                )
             z += rng.uniform(9.0, 25.0)
         z = z_start + rng.uniform(0.0, 8.0)
         while z < z_end:  # parked cars in the parking lane
             if rng.uniform() < 0.6:
                 cx, zc = side * 4.5, z + 2.1
                 color = tuple(rng.uniform(0.05, 0.9, 3))
-                add((cx - 0.88, ground - 1.05, zc - 2.1), (cx + 0.88, ground - 0.3, zc + 2.1), "car",
-                    color, 0.08, 0.03)
-                add((cx - 0.75, ground - 1.5, zc - 1.2), (cx + 0.75, ground - 1.05, zc + 0.9), "car",
-                    (0.12, 0.14, 0.17), 0.1, 0.03)
+                add(
+                    (cx - 0.88, ground - 1.05, zc - 2.1),
+                    (cx + 0.88, ground - 0.3, zc + 2.1),
+                    "car",
+                    color,
+                    0.08,
+                    0.03,
+                )
+                add(
+                    (cx - 0.75, ground - 1.5, zc - 1.2),
+                    (cx + 0.75, ground - 1.05, zc + 0.9),
+                    "car",
+                    (0.12, 0.14, 0.17),
+                    0.1,
+                    0.03,
+                )
                 for wz in (zc - 1.35, zc + 1.35):
                     for wx in (cx - 0.78, cx + 0.78):
-                        add((wx - 0.11, ground - 0.62, wz - 0.32), (wx + 0.11, ground, wz + 0.32),
-                            "car", (0.06, 0.06, 0.06), 0.15, 0.02)
+                        add(
+                            (wx - 0.11, ground - 0.62, wz - 0.32),
+                            (wx + 0.11, ground, wz + 0.32),
+                            "car",
+                            (0.06, 0.06, 0.06),
+                            0.15,
+                            0.02,
+                        )
             z += rng.uniform(4.6, 9.0)
 
     lo, hi, label, color, amplitude, scale, pattern = zip(*boxes, strict=True)
     textures = np.stack([_periodic_noise(rng, _TEXTURE_SIZE, beta) for beta in (1.0, 1.4, 0.6)])
-    return Scene(np.array(lo, float), np.array(hi, float), np.array(label, np.uint8),
-                 np.array(color, np.float32), np.array(amplitude, np.float32),
-                 np.array(scale, np.float32), np.array(pattern, np.uint8), textures)
+    return Scene(
+        np.array(lo, float),
+        np.array(hi, float),
+        np.array(label, np.uint8),
+        np.array(color, np.float32),
+        np.array(amplitude, np.float32),
+        np.array(scale, np.float32),
+        np.array(pattern, np.uint8),
+        textures,
+    )
 
 
 # --------------------------------------------------------------------------- ray casting
@@ -229,8 +312,11 @@ class Hits:
 
     @classmethod
     def empty(cls, shape: tuple[int, ...]) -> Hits:
-        return cls(np.full(shape, np.inf, np.float32), np.full(shape, -1, np.int32),
-                   np.zeros(shape, np.int8))
+        return cls(
+            np.full(shape, np.inf, np.float32),
+            np.full(shape, -1, np.int32),
+            np.zeros(shape, np.int8),
+        )
 
 
 def _intersect_ground(origin: np.ndarray, directions: np.ndarray, hits: Hits) -> None:
@@ -263,8 +349,20 @@ def _intersect_box(origin, directions, inv_directions, lo, hi, hits: Hits, index
     hits.axis[index] = axis
 
 
-_BOX_EDGES = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7),
-              (0, 4), (1, 5), (2, 6), (3, 7)]
+_BOX_EDGES = [
+    (0, 1),
+    (2, 3),
+    (4, 5),
+    (6, 7),
+    (0, 2),
+    (1, 3),
+    (4, 6),
+    (5, 7),
+    (0, 4),
+    (1, 5),
+    (2, 6),
+    (3, 7),
+]
 
 
 def _box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -286,7 +384,9 @@ def _image_rectangles(scene: Scene, origin, rotation, K, width, height) -> list[
             for a, b in _BOX_EDGES:
                 za, zb = z[k, a], z[k, b]
                 if (za > NEAR) != (zb > NEAR):
-                    front.append((points[a] + (NEAR - za) / (zb - za) * (points[b] - points[a]))[None])
+                    front.append(
+                        (points[a] + (NEAR - za) / (zb - za) * (points[b] - points[a]))[None]
+                    )
             points = np.concatenate(front)
         u = K[0, 0] * points[:, 0] / points[:, 2] + K[0, 2]
         v = K[1, 1] * points[:, 1] / points[:, 2] + K[1, 2]
@@ -303,9 +403,12 @@ def _safe_inverse(directions: np.ndarray) -> np.ndarray:
 
 def camera_rays(K: np.ndarray, rotation: np.ndarray, width: int, height: int) -> np.ndarray:
     """World directions (H, W, 3) of the pixel rays, scaled so that t along them is camera z."""
-    cols, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    camera_dirs = np.stack([(cols - K[0, 2]) / K[0, 0], (rows - K[1, 2]) / K[1, 1],
-                            np.ones_like(cols)], axis=-1)
+    cols, rows = np.meshgrid(
+        np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+    )
+    camera_dirs = np.stack(
+        [(cols - K[0, 2]) / K[0, 0], (rows - K[1, 2]) / K[1, 1], np.ones_like(cols)], axis=-1
+    )
     return (camera_dirs @ rotation.T.astype(np.float32)).astype(np.float32)
 
 
@@ -316,8 +419,16 @@ def cast_camera(scene: Scene, origin, rotation, K, width, height) -> tuple[Hits,
     hits = Hits.empty((height, width))
     _intersect_ground(origin, directions, hits)
     for k, r0, r1, c0, c1 in _image_rectangles(scene, origin, rotation, K, width, height):
-        _intersect_box(origin, directions, inv_directions, scene.lo[k], scene.hi[k], hits,
-                       (slice(r0, r1), slice(c0, c1)), k + 1)
+        _intersect_box(
+            origin,
+            directions,
+            inv_directions,
+            scene.lo[k],
+            scene.hi[k],
+            hits,
+            (slice(r0, r1), slice(c0, c1)),
+            k + 1,
+        )
     return hits, directions
 
 
@@ -325,8 +436,14 @@ def _lidar_directions(velo_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """Unit ray directions (64, A, 3) in the Velodyne frame and in the world frame."""
     elev = np.radians(LIDAR_ELEVATIONS_DEG)[:, None]
     azim = (np.arange(LIDAR_AZIMUTHS) * 2 * np.pi / LIDAR_AZIMUTHS)[None, :]
-    velo = np.stack([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim),
-                     np.sin(elev) * np.ones_like(azim)], axis=-1)
+    velo = np.stack(
+        [
+            np.cos(elev) * np.cos(azim),
+            np.cos(elev) * np.sin(azim),
+            np.sin(elev) * np.ones_like(azim),
+        ],
+        axis=-1,
+    )
     return velo, velo @ velo_to_world.T
 
 
@@ -344,8 +461,9 @@ def _lidar_window(lo, hi, origin, world_to_velo) -> tuple[slice, np.ndarray] | N
     z_lo, z_hi = corners[:, 2].min(), corners[:, 2].max()
     elev_hi = math.degrees(math.atan2(z_hi, r_min if z_hi > 0 else r_max))
     elev_lo = math.degrees(math.atan2(z_lo, r_max if z_lo > 0 else r_min))
-    beams = np.flatnonzero((LIDAR_ELEVATIONS_DEG >= elev_lo - 0.5) &
-                           (LIDAR_ELEVATIONS_DEG <= elev_hi + 0.5))
+    beams = np.flatnonzero(
+        (elev_lo - 0.5 <= LIDAR_ELEVATIONS_DEG) & (elev_hi + 0.5 >= LIDAR_ELEVATIONS_DEG)
+    )
     if beams.size == 0:
         return slice(0, 0), np.zeros(0, int)
     angle = np.arctan2(centre[1], centre[0])
@@ -367,10 +485,14 @@ def cast_lidar(scene: Scene, pose: Pose, rng: np.random.Generator) -> np.ndarray
     near = np.linalg.norm(np.clip(origin, scene.lo, scene.hi) - origin, axis=1) < LIDAR_MAX_RANGE
     for k in np.flatnonzero(near):
         window = _lidar_window(scene.lo[k], scene.hi[k], origin, velo_to_world.T)
-        index = (slice(None), slice(None)) if window is None else np.ix_(
-            np.arange(directions.shape[0])[window[0]], window[1])
-        _intersect_box(origin, directions, inv_directions, scene.lo[k], scene.hi[k], hits, index,
-                       k + 1)
+        index = (
+            (slice(None), slice(None))
+            if window is None
+            else np.ix_(np.arange(directions.shape[0])[window[0]], window[1])
+        )
+        _intersect_box(
+            origin, directions, inv_directions, scene.lo[k], scene.hi[k], hits, index, k + 1
+        )
     valid = hits.t < LIDAR_MAX_RANGE
     points = origin + directions[valid] * hits.t[valid, None]
     colors, _ = shade(scene, points, hits.obj[valid], hits.axis[valid], directions[valid])
@@ -404,8 +526,11 @@ def _ground_material(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     dashed = (np.abs(x) < 0.07) & (np.mod(z, 9.0) < 3.0)
     solid = np.abs(np.abs(x) - 3.5) < 0.06
     marking = dashed | solid
-    color[marking], amplitude[marking], label[marking] = (0.85, 0.85, 0.82), 0.08, CLASSES[
-        "lane_marking"]
+    color[marking], amplitude[marking], label[marking] = (
+        (0.85, 0.85, 0.82),
+        0.08,
+        CLASSES["lane_marking"],
+    )
     grass = np.abs(x) > 8.5
     color[grass], amplitude[grass], label[grass] = (0.25, 0.38, 0.16), 0.6, CLASSES["grass"]
     return color, amplitude, label
@@ -423,8 +548,11 @@ def shade(scene: Scene, points, obj, axis, directions) -> tuple[np.ndarray, np.n
     color[ground], amplitude[ground], label[ground] = _ground_material(points[ground])
     box = ~ground
     k = obj[box] - 1
-    color[box], amplitude[box], scale[box] = scene.color[k], scene.texture_amplitude[k], \
-        scene.texture_scale[k]
+    color[box], amplitude[box], scale[box] = (
+        scene.color[k],
+        scene.texture_amplitude[k],
+        scene.texture_scale[k],
+    )
     label[box], pattern[box] = scene.label[k], scene.pattern[k]
 
     # In-surface coordinates: the two world axes other than the face normal.
@@ -440,8 +568,9 @@ def shade(scene: Scene, points, obj, axis, directions) -> tuple[np.ndarray, np.n
         wa, wb = np.mod(first[windows], 3.0), np.mod(second[windows], 3.2)
         pane = (wa > 0.8) & (wa < 2.2) & (wb > 0.8) & (wb < 2.4) & (axis[windows] == 0)
         glass = 0.18 + 0.06 * _sample(scene.textures[2], a[windows] / 4, b[windows] / 4)
-        albedo[windows] = np.where(pane[:, None], glass[:, None] * np.float32([0.8, 0.9, 1.0]),
-                                   albedo[windows])
+        albedo[windows] = np.where(
+            pane[:, None], glass[:, None] * np.float32([0.8, 0.9, 1.0]), albedo[windows]
+        )
     tiles = pattern == _PATTERN_TILES
     if tiles.any():
         joint = (np.mod(first[tiles], 0.5) < 0.03) | (np.mod(second[tiles], 0.5) < 0.03)
@@ -468,8 +597,9 @@ class View:
     label: np.ndarray  # (H, W) uint8 class id
 
 
-def render_view(scene: Scene, pose: Pose, camera: int, config: DriveConfig,
-                rng: np.random.Generator) -> View:
+def render_view(
+    scene: Scene, pose: Pose, camera: int, config: DriveConfig, rng: np.random.Generator
+) -> View:
     """Render camera 2 (left) or 3 (right) of the rig at ``pose``."""
     K = config.intrinsics()
     origin = pose.position + pose.rotation @ np.array([CAMERA_X[camera], 0.0, 0.0])
@@ -486,29 +616,34 @@ def render_view(scene: Scene, pose: Pose, camera: int, config: DriveConfig,
     if config.sensor_noise > 0:
         image += rng.normal(0.0, config.sensor_noise, image.shape).astype(np.float32)
     depth = np.where(np.isfinite(hits.t), hits.t, 0.0).astype(np.float32)
-    return View(np.clip(image + 0.5, 0, 255).astype(np.uint8), depth,
-                label.reshape(config.height, config.width))
+    return View(
+        np.clip(image + 0.5, 0, 255).astype(np.uint8),
+        depth,
+        label.reshape(config.height, config.width),
+    )
 
 
 # --------------------------------------------------------------------------- files
 
 
 def calibration(config: DriveConfig) -> Calibration:
-    """Calibration of the synthetic rig, in KITTI raw conventions (1-based principal point)."""
+    """Calibration of the synthetic rig in KITTI raw conventions."""
     K = config.intrinsics()
     P_rect = {}
     for cam, x in {0: 0.0, 1: BASELINE, **CAMERA_X}.items():
         P = np.zeros((3, 4))
         P[:, :3] = K
-        P[0, 2] += 1.0
-        P[1, 2] += 1.0
         P[0, 3] = -K[0, 0] * x
         P_rect[cam] = P
     velo_to_cam = np.eye(4)
     velo_to_cam[:3, :3], velo_to_cam[:3, 3] = CAM_FROM_VELO, VELO_IN_CAM0
     size = (config.width, config.height)
-    return Calibration(P_rect=P_rect, R_rect=np.eye(3), velo_to_cam=velo_to_cam,
-                       image_sizes=dict.fromkeys(range(4), size))
+    return Calibration(
+        P_rect=P_rect,
+        R_rect=np.eye(3),
+        velo_to_cam=velo_to_cam,
+        image_sizes=dict.fromkeys(range(4), size),
+    )
 
 
 def _write_frame(args: tuple[DriveConfig, Scene, Pose, int, Path]) -> None:
@@ -518,11 +653,16 @@ def _write_frame(args: tuple[DriveConfig, Scene, Pose, int, Path]) -> None:
     for camera in (2, 3):
         view = render_view(scene, pose, camera, config, rng)
         image_path = drive_dir / f"image_0{camera}" / "data" / f"{name}{config.image_ext}"
-        params = [cv2.IMWRITE_JPEG_QUALITY, 92] if config.image_ext == ".jpg" else [
-            cv2.IMWRITE_PNG_COMPRESSION, 1]
+        params = (
+            [cv2.IMWRITE_JPEG_QUALITY, 92]
+            if config.image_ext == ".jpg"
+            else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        )
         _atomic_imwrite(image_path, cv2.cvtColor(view.image, cv2.COLOR_RGB2BGR), params)
-        save_depth_png(drive_dir / "proj_depth" / "groundtruth" / f"image_0{camera}" / f"{name}.png",
-                       view.depth)
+        save_depth_png(
+            drive_dir / "proj_depth" / "groundtruth" / f"image_0{camera}" / f"{name}.png",
+            view.depth,
+        )
         _atomic_imwrite(drive_dir / "semantic" / f"image_0{camera}" / f"{name}.png", view.label, [])
     scan = cast_lidar(scene, pose, rng)
     velo_path = drive_dir / "velodyne_points" / "data" / f"{name}.bin"
@@ -540,14 +680,21 @@ def _atomic_imwrite(path: Path, image: np.ndarray, params: list[int]) -> None:
     os.replace(tmp, path)
 
 
-def generate_drive(root: str | Path, config: DriveConfig, workers: int = 1,
-                   progress: bool = False) -> Path:
+def generate_drive(
+    root: str | Path, config: DriveConfig, workers: int = 1, progress: bool = False
+) -> Path:
     """Write one drive (images, LiDAR, ground truth) and its date's calibration under ``root``."""
     root = Path(root)
     drive_dir = root / config.folder
-    for sub in ("image_02/data", "image_03/data", "velodyne_points/data",
-                "proj_depth/groundtruth/image_02", "proj_depth/groundtruth/image_03",
-                "semantic/image_02", "semantic/image_03"):
+    for sub in (
+        "image_02/data",
+        "image_03/data",
+        "velodyne_points/data",
+        "proj_depth/groundtruth/image_02",
+        "proj_depth/groundtruth/image_03",
+        "semantic/image_02",
+        "semantic/image_03",
+    ):
         (drive_dir / sub).mkdir(parents=True, exist_ok=True)
     write_raw_calibration(root / config.date, calibration(config))
     poses = trajectory(config)
@@ -578,18 +725,27 @@ class DatasetConfig:
     image_ext: str = ".png"
 
     def drives(self) -> list[DriveConfig]:
-        return [DriveConfig(seed=self.seed * 1000 + i, num_frames=self.frames_per_drive,
-                            width=self.width, height=self.height, drive=i + 1,
-                            image_ext=self.image_ext) for i in range(self.num_drives)]
+        return [
+            DriveConfig(
+                seed=self.seed * 1000 + i,
+                num_frames=self.frames_per_drive,
+                width=self.width,
+                height=self.height,
+                drive=i + 1,
+                image_ext=self.image_ext,
+            )
+            for i in range(self.num_drives)
+        ]
 
 
 def split_items(drives: Sequence[DriveConfig]) -> dict[str, list[SplitItem]]:
     """Train/val/test lists in the standard format.
 
     With three or more drives the last is the test drive and the one before it validation;
-    otherwise each drive is cut into contiguous blocks (first 70 % train, next 10 % val, last
-    20 % test). Train and val list both sides of frames that have both temporal neighbours (like
-    ``eigen_full``); test lists left images only (like ``eigen/test_files.txt``).
+    otherwise each drive is cut into contiguous blocks (about 70 % train, 10 % val and 20 % test,
+    at least one frame each, so a drive needs 4 frames or more). Train and val list both sides
+    of frames that have both temporal neighbours (like ``eigen_full``); test lists left images
+    only (like ``eigen/test_files.txt``).
     """
     parts: dict[str, list[SplitItem]] = {"train": [], "val": [], "test": []}
 
@@ -606,15 +762,22 @@ def split_items(drives: Sequence[DriveConfig]) -> dict[str, list[SplitItem]]:
     else:
         for drive in drives:
             n = drive.num_frames
-            train_end, val_end = round(0.7 * n), round(0.8 * n)
+            if n < 4:
+                raise ConfigError(
+                    f"{drive.folder}: a single drive needs at least 4 frames to "
+                    f"split into train/val/test, got {n}; use --frames 4 or more"
+                )
+            val_end = n - max(1, round(0.2 * n))
+            train_end = val_end - max(1, round(0.1 * n))
             add("train", drive, range(train_end))
             add("val", drive, range(train_end, val_end))
             add("test", drive, range(val_end, n))
     return parts
 
 
-def generate_dataset(root: str | Path, config: DatasetConfig, workers: int = 1,
-                     progress: bool = False) -> dict[str, Path]:
+def generate_dataset(
+    root: str | Path, config: DatasetConfig, workers: int = 1, progress: bool = False
+) -> dict[str, Path]:
     """Write every drive, the split files and ``synthetic.json``; returns the split file paths."""
     root = Path(root)
     drives = config.drives()
@@ -626,7 +789,11 @@ def generate_dataset(root: str | Path, config: DatasetConfig, workers: int = 1,
     for part, items in split_items(drives).items():
         paths[part] = split_dir / f"{part}_files.txt"
         write_split_file(paths[part], items)
-    manifest = {"generator_version": GENERATOR_VERSION, "dataset": asdict(config),
-                "drives": [d.folder for d in drives], "classes": CLASSES}
+    manifest = {
+        "generator_version": GENERATOR_VERSION,
+        "dataset": asdict(config),
+        "drives": [d.folder for d in drives],
+        "classes": CLASSES,
+    }
     (root / "synthetic.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return paths
