@@ -30,7 +30,7 @@ def _unculled_camera(scene: syn.Scene, origin, rotation, K, width, height) -> sy
     everything = (slice(None), slice(None))
     for k in np.flatnonzero(distance < syn.MAX_RENDER_DISTANCE):
         syn._intersect_box(
-            origin, directions, inv_directions, scene.lo[k], scene.hi[k], hits, everything, k + 1
+            origin, inv_directions, scene.lo[k], scene.hi[k], hits, everything, k + 1
         )
     return hits
 

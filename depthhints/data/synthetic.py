@@ -327,25 +327,35 @@ def _intersect_ground(origin: np.ndarray, directions: np.ndarray, hits: Hits) ->
     hits.t[closer], hits.obj[closer], hits.axis[closer] = t[closer], 0, 1
 
 
-def _intersect_box(origin, directions, inv_directions, lo, hi, hits: Hits, index, obj_id) -> None:
-    """Slab test of one box against the rays selected by ``index``; updates ``hits`` in place."""
-    inv = inv_directions[index]
-    t1 = (lo - origin).astype(np.float32) * inv
-    t2 = (hi - origin).astype(np.float32) * inv
-    t_near_axes = np.minimum(t1, t2)
-    t_near = t_near_axes.max(axis=-1)
-    t_far = np.maximum(t1, t2).min(axis=-1)
+def _intersect_box(origin, inv_directions, lo, hi, hits: Hits, index, obj_id) -> None:
+    """Slab test of one box against the rays selected by ``index``; updates ``hits`` in place.
+
+    ``inv_directions`` is axis-first (3, ...) so that each axis is a contiguous array.
+    """
+    inv = inv_directions[(slice(None), *index)]
+    near_axes = []
+    t_near = t_far = None
+    for a in range(3):
+        t1 = np.float32(lo[a] - origin[a]) * inv[a]
+        t2 = np.float32(hi[a] - origin[a]) * inv[a]
+        near, far = np.minimum(t1, t2), np.maximum(t1, t2)
+        near_axes.append(near)
+        t_near = near if t_near is None else np.maximum(t_near, near)
+        t_far = far if t_far is None else np.minimum(t_far, far)
     current = hits.t[index]
     closer = (t_near <= t_far) & (t_near > NEAR) & (t_near < current)
     if not closer.any():
         return
-    current[closer] = t_near[closer]
+    t_hit = t_near[closer]
+    current[closer] = t_hit
     hits.t[index] = current
     obj = hits.obj[index]
     obj[closer] = obj_id
     hits.obj[index] = obj
     axis = hits.axis[index]
-    axis[closer] = t_near_axes.argmax(axis=-1)[closer]
+    axis[closer] = np.where(
+        near_axes[0][closer] == t_hit, 0, np.where(near_axes[1][closer] == t_hit, 1, 2)
+    )
     hits.axis[index] = axis
 
 
@@ -398,7 +408,11 @@ def _image_rectangles(scene: Scene, origin, rotation, K, width, height) -> list[
 
 
 def _safe_inverse(directions: np.ndarray) -> np.ndarray:
-    return 1.0 / np.where(np.abs(directions) < 1e-12, 1e-12, directions).astype(np.float32)
+    """Axis-first (3, ...) inverse of (..., 3) directions, with zeros nudged to 1e-12."""
+    axis_first = np.moveaxis(directions, -1, 0)
+    return np.ascontiguousarray(
+        1.0 / np.where(np.abs(axis_first) < 1e-12, 1e-12, axis_first), dtype=np.float32
+    )
 
 
 def camera_rays(K: np.ndarray, rotation: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -421,7 +435,6 @@ def cast_camera(scene: Scene, origin, rotation, K, width, height) -> tuple[Hits,
     for k, r0, r1, c0, c1 in _image_rectangles(scene, origin, rotation, K, width, height):
         _intersect_box(
             origin,
-            directions,
             inv_directions,
             scene.lo[k],
             scene.hi[k],
@@ -490,11 +503,9 @@ def cast_lidar(scene: Scene, pose: Pose, rng: np.random.Generator) -> np.ndarray
             if window is None
             else np.ix_(np.arange(directions.shape[0])[window[0]], window[1])
         )
-        _intersect_box(
-            origin, directions, inv_directions, scene.lo[k], scene.hi[k], hits, index, k + 1
-        )
+        _intersect_box(origin, inv_directions, scene.lo[k], scene.hi[k], hits, index, k + 1)
     valid = hits.t < LIDAR_MAX_RANGE
-    points = origin + directions[valid] * hits.t[valid, None]
+    points = (origin + directions[valid] * hits.t[valid, None]).astype(np.float32)
     colors, _ = shade(scene, points, hits.obj[valid], hits.axis[valid], directions[valid])
     ranges = hits.t[valid] + rng.normal(0.0, LIDAR_RANGE_NOISE, valid.sum())
     xyz = velo_dirs[valid] * ranges[:, None]
@@ -505,14 +516,17 @@ def cast_lidar(scene: Scene, pose: Pose, rng: np.random.Generator) -> np.ndarray
 
 
 def _sample(texture: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bilinear lookup in a tileable texture at texel coordinates (a, b)."""
+    """Bilinear lookup in a tileable power-of-two texture at texel coordinates (a, b)."""
     size = texture.shape[0]
+    mask = size - 1
     a0, b0 = np.floor(a), np.floor(b)
-    fa, fb = (a - a0).astype(np.float32), (b - b0).astype(np.float32)
-    i0, j0 = a0.astype(np.int64) % size, b0.astype(np.int64) % size
-    i1, j1 = (i0 + 1) % size, (j0 + 1) % size
-    top = texture[i0, j0] * (1 - fb) + texture[i0, j1] * fb
-    bottom = texture[i1, j0] * (1 - fb) + texture[i1, j1] * fb
+    fa, fb = a - a0, b - b0
+    i0, j0 = a0.astype(np.int32) & mask, b0.astype(np.int32) & mask
+    row0, row1 = i0 * size, ((i0 + 1) & mask) * size
+    j1 = (j0 + 1) & mask
+    flat = texture.ravel()
+    top = flat[row0 + j0] * (1 - fb) + flat[row0 + j1] * fb
+    bottom = flat[row1 + j0] * (1 - fb) + flat[row1 + j1] * fb
     return top * (1 - fa) + bottom * fa
 
 
@@ -558,7 +572,7 @@ def shade(scene: Scene, points, obj, axis, directions) -> tuple[np.ndarray, np.n
     # In-surface coordinates: the two world axes other than the face normal.
     first = np.where(axis == 0, points[:, 2], points[:, 0])
     second = np.where(axis == 1, points[:, 2], points[:, 1])
-    offset = np.where(box, obj * 37.0, 0.0)
+    offset = np.where(box, obj.astype(np.float32) * np.float32(37.0), np.float32(0.0))
     a, b = (first + offset) / scale, (second + offset) / scale
     noise = 0.6 * _sample(scene.textures[0], a, b) + 0.4 * _sample(scene.textures[1], a / 9, b / 9)
     albedo = color * (1.0 + amplitude * noise)[:, None]
@@ -609,12 +623,12 @@ def render_view(
     hit = np.isfinite(flat_t)
     rgb = np.empty((flat_t.size, 3), np.float32)
     label = np.full(flat_t.size, CLASSES["sky"], np.uint8)
-    points = origin + flat_dirs[hit] * flat_t[hit, None]
+    points = (origin + flat_dirs[hit] * flat_t[hit, None]).astype(np.float32)
     rgb[hit], label[hit] = shade(scene, points, flat_obj[hit], flat_axis[hit], flat_dirs[hit])
     rgb[~hit] = _sky(flat_dirs[~hit])
     image = rgb.reshape(config.height, config.width, 3) * 255.0
     if config.sensor_noise > 0:
-        image += rng.normal(0.0, config.sensor_noise, image.shape).astype(np.float32)
+        image += config.sensor_noise * rng.standard_normal(image.shape, dtype=np.float32)
     depth = np.where(np.isfinite(hits.t), hits.t, 0.0).astype(np.float32)
     return View(
         np.clip(image + 0.5, 0, 255).astype(np.uint8),
