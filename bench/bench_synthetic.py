@@ -14,22 +14,23 @@ import time
 import numpy as np
 
 from bench.report import table, write_section
+from depthhints.data import render
 from depthhints.data import synthetic as syn
 
 FRAMES = 100
 RENDER_SAMPLES = 3
 
 
-def _unculled_camera(scene: syn.Scene, origin, rotation, K, width, height) -> syn.Hits:
+def _unculled_camera(scene: syn.Scene, origin, rotation, K, width, height) -> render.Hits:
     """Baseline ray caster: every box within render distance against every pixel."""
-    directions = syn.camera_rays(K, rotation, width, height)
-    inv_directions = syn._safe_inverse(directions)
-    hits = syn.Hits.empty((height, width))
-    syn._intersect_ground(origin, directions, hits)
+    directions = render.camera_rays(K, rotation, width, height)
+    inv_directions = render._safe_inverse(directions)
+    hits = render.Hits.empty((height, width))
+    render._intersect_ground(scene, origin, directions, hits)
     distance = np.linalg.norm(np.clip(origin, scene.lo, scene.hi) - origin, axis=1)
     everything = (slice(None), slice(None))
-    for k in np.flatnonzero(distance < syn.MAX_RENDER_DISTANCE):
-        syn._intersect_box(
+    for k in np.flatnonzero(distance < render.MAX_RENDER_DISTANCE):
+        render._intersect_box(
             origin, inv_directions, scene.lo[k], scene.hi[k], hits, everything, k + 1
         )
     return hits
@@ -47,7 +48,7 @@ def _time_renderers(config: syn.DriveConfig) -> tuple[float, float]:
         base = _unculled_camera(scene, pose.position, pose.rotation, K, config.width, config.height)
         timings["baseline"] += time.perf_counter() - start
         start = time.perf_counter()
-        ours, _ = syn.cast_camera(
+        ours, _ = render.cast_camera(
             scene, pose.position, pose.rotation, K, config.width, config.height
         )
         timings["ours"] += time.perf_counter() - start

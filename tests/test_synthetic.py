@@ -17,6 +17,7 @@ from depthhints.data.kitti import (
     read_split_file,
     velodyne_to_depth_map,
 )
+from depthhints.data.render import CLASSES, THIN_STRUCTURE_CLASSES
 
 FRAMES = 4
 
@@ -143,12 +144,12 @@ def test_scene_contains_street_content_and_thin_structures(drive):
         str(root / config.folder / "semantic/image_02/0000000000.png"), cv2.IMREAD_UNCHANGED
     )
     depth = load_depth_png(root / config.folder / "proj_depth/groundtruth/image_02/0000000000.png")
-    fractions = np.bincount(labels.ravel(), minlength=len(syn.CLASSES)) / labels.size
+    fractions = np.bincount(labels.ravel(), minlength=len(CLASSES)) / labels.size
     for name in ("sky", "road", "building", "car", "pole"):
-        assert fractions[syn.CLASSES[name]] > 0.0005, name
-    assert np.all(depth[labels == syn.CLASSES["sky"]] == 0)
-    assert np.all(depth[labels != syn.CLASSES["sky"]] > 0)
-    thin = np.isin(labels, syn.THIN_STRUCTURE_CLASSES)
+        assert fractions[CLASSES[name]] > 0.0005, name
+    assert np.all(depth[labels == CLASSES["sky"]] == 0)
+    assert np.all(depth[labels != CLASSES["sky"]] > 0)
+    thin = np.isin(labels, THIN_STRUCTURE_CLASSES)
     # Poles are thin: some columns of pole pixels are only a few pixels wide.
     assert 0 < thin.sum() < 0.05 * labels.size
 
