@@ -1,0 +1,378 @@
+"""Hint stores: where fused depth hints live between precomputation and training.
+
+Two layouts behind one interface:
+
+- ``NpyHintStore``: the published layout, ``<root>/<date>/<drive>_sync/image_0{2,3}/%010d.npy``
+  holding float32 (1, H, W), 0 = no hint. Hints written by the published script can be read
+  as they are (a store without our manifest is opened read-only), and ours can be read by it.
+- ``ParquetHintStore``: Parquet shards under ``<root>/shards/``, one row per image with the key
+  columns (date, drive, frame, side), height, width, the valid fraction and the depth as a
+  fixed-size list of float16 (byte-stream-split, zstd). Each row is its own row group, so a
+  training loader reads one image without decoding its neighbours; Ray Data streams the shards.
+
+Both keep ``manifest.json`` (format, resolution, matcher/fusion configuration and its hash, the
+source data root). Opening a store with another format, resolution or configuration is refused.
+Every file is written under a temporary name and renamed, so a killed writer never leaves a torn
+file under a final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from depthhints.data.kitti import SIDE_TO_CAMERA, SplitItem
+from depthhints.errors import DataFileError, DepthHintsError, MissingDataError
+
+MANIFEST = "manifest.json"
+STORE_VERSION = 1
+
+HintKey = tuple[str, int, str]  # (folder "<date>/<drive>_sync", frame, "l" | "r")
+
+
+class StoreMismatchError(DepthHintsError, ValueError):
+    """A hint store made with another format, resolution or configuration than requested."""
+
+
+def config_hash(config: dict) -> str:
+    """Stable short hash of a JSON-serialisable configuration."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def hint_key(item: SplitItem) -> HintKey:
+    """Store key of a split item: sides '2'/'3' are normalised to 'l'/'r'."""
+    side = "l" if SIDE_TO_CAMERA[item.side] == 2 else "r"
+    return item.folder, item.frame, side
+
+
+@dataclass(frozen=True)
+class StoreManifest:
+    """What a store holds: its layout, resolution and the settings that produced it."""
+
+    format: str
+    height: int
+    width: int
+    config: dict = field(default_factory=dict)
+    data_root: str = ""
+    version: int = STORE_VERSION
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "config_hash": self.config_hash}, indent=2) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> StoreManifest:
+        try:
+            data = json.loads(path.read_text())
+            data.pop("config_hash", None)
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as error:
+            raise DataFileError(
+                f"{path}: unreadable hint-store manifest ({error}); delete the store or restore "
+                "the file"
+            ) from None
+
+    def check_compatible(self, other: StoreManifest, where: Path) -> None:
+        """Raise StoreMismatchError unless ``other`` describes the same kind of hints."""
+        for name, ours, theirs in (
+            ("format", self.format, other.format),
+            ("resolution (HxW)", (self.height, self.width), (other.height, other.width)),
+            ("configuration hash", self.config_hash, other.config_hash),
+        ):
+            if ours != theirs:
+                raise StoreMismatchError(
+                    f"{where}: the store holds {name} {ours}, but {theirs} was requested; use "
+                    "another output folder, or delete this store to recompute it"
+                )
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class HintStore(ABC):
+    """A keyed collection of (H, W) float32 depth hints in network units, 0 = no hint.
+
+    ``manifest=None`` opens an existing store as it is; a manifest creates the store or checks
+    that the existing one matches it.
+    """
+
+    format: str
+
+    def __init__(self, root: str | os.PathLike, manifest: StoreManifest | None = None):
+        self.root = Path(root)
+        path = self.root / MANIFEST
+        existing = StoreManifest.read(path) if path.is_file() else None
+        if manifest is not None and manifest.format != self.format:
+            raise StoreMismatchError(
+                f"{self.root}: a {type(self).__name__} needs format {self.format!r}, "
+                f"got manifest format {manifest.format!r}"
+            )
+        if existing is not None and manifest is not None:
+            existing.check_compatible(manifest, self.root)
+        elif manifest is not None:
+            _atomic_write_bytes(path, manifest.to_json().encode())
+            existing = manifest
+        elif existing is not None and existing.format != self.format:
+            raise StoreMismatchError(
+                f"{self.root}: this is a {existing.format!r} store; open it as such"
+            )
+        self.manifest = existing
+
+    @property
+    def writable(self) -> bool:
+        return self.manifest is not None
+
+    def _check_hint(self, key: HintKey, hint: np.ndarray) -> np.ndarray:
+        if not self.writable:
+            raise DepthHintsError(
+                f"{self.root}: store has no {MANIFEST} (made by another tool); open it with a "
+                "manifest to write"
+            )
+        hint = np.asarray(hint, dtype=np.float32)
+        expected = (self.manifest.height, self.manifest.width)
+        if hint.shape != expected:
+            raise DataFileError(
+                f"hint for {key} has shape {hint.shape}, the store at {self.root} holds {expected}"
+            )
+        if not np.isfinite(hint).all() or (hint < 0).any():
+            raise DataFileError(
+                f"hint for {key} has NaN, inf or negative depths; refusing to store it in "
+                f"{self.root} (0 marks a pixel without a hint)"
+            )
+        return hint
+
+    @abstractmethod
+    def keys(self) -> set[HintKey]:
+        """Every key with a stored hint."""
+
+    def __contains__(self, key: HintKey) -> bool:
+        return key in self.keys()
+
+    @abstractmethod
+    def read(self, key: HintKey) -> np.ndarray:
+        """The hint of ``key``, float32 (H, W)."""
+
+    @abstractmethod
+    def write(self, key: HintKey, hint: np.ndarray) -> None:
+        """Store (or replace) the hint of ``key``; may buffer until ``flush``."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook, nothing buffered by default
+        """Make buffered writes durable."""
+
+    def __enter__(self) -> HintStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+
+class NpyHintStore(HintStore):
+    """The published layout: one float32 (1, H, W) ``.npy`` per image."""
+
+    format = "npy"
+    _PATH = re.compile(r"(?P<folder>[^/]+/[^/]+)/image_0(?P<cam>[23])/(?P<frame>\d{10})\.npy$")
+
+    def path(self, key: HintKey) -> Path:
+        folder, frame, side = key
+        return self.root / folder / f"image_0{SIDE_TO_CAMERA[side]}" / f"{frame:010d}.npy"
+
+    def keys(self) -> set[HintKey]:
+        found = set()
+        for path in self.root.glob("*/*/image_0[23]/*.npy"):
+            match = self._PATH.search(path.relative_to(self.root).as_posix())
+            if match:
+                side = "l" if match["cam"] == "2" else "r"
+                found.add((match["folder"], int(match["frame"]), side))
+        return found
+
+    def __contains__(self, key: HintKey) -> bool:
+        return self.path(key).is_file()
+
+    def read(self, key: HintKey) -> np.ndarray:
+        path = self.path(key)
+        if not path.is_file():
+            raise MissingDataError(
+                f"{path}: no depth hint for {key}; run `depthhints hints` for this split or point "
+                "the hint path at the right store"
+            )
+        try:
+            array = np.load(path)
+        except (OSError, ValueError, EOFError) as error:
+            raise DataFileError(f"{path}: unreadable hint ({error}); recompute it") from None
+        if array.ndim != 3 or array.shape[0] != 1:
+            raise DataFileError(f"{path}: expected a (1, H, W) hint, got shape {array.shape}")
+        if self.manifest and array.shape[1:] != (self.manifest.height, self.manifest.width):
+            raise DataFileError(
+                f"{path}: hint is {array.shape[1:]}, the store manifest says "
+                f"{(self.manifest.height, self.manifest.width)}; recompute it"
+            )
+        return array[0].astype(np.float32, copy=False)
+
+    def write(self, key: HintKey, hint: np.ndarray) -> None:
+        hint = self._check_hint(key, hint)
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        with open(tmp, "wb") as handle:
+            np.save(handle, hint[None])
+        os.replace(tmp, path)
+
+
+class ParquetHintStore(HintStore):
+    """Sharded Parquet: one row (and row group) per image, depth as float16."""
+
+    format = "parquet"
+    SCHEMA_KEYS = ("date", "drive", "frame", "side")
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        manifest: StoreManifest | None = None,
+        rows_per_shard: int = 64,
+    ):
+        super().__init__(root, manifest)
+        self.rows_per_shard = rows_per_shard
+        self._writer_id = uuid.uuid4().hex[:12]
+        self._shard_count = 0
+        self._buffer: list[tuple[HintKey, np.ndarray]] = []
+        self._index: dict[HintKey, tuple[Path, int]] | None = None
+
+    @property
+    def shard_dir(self) -> Path:
+        return self.root / "shards"
+
+    def shards(self) -> list[Path]:
+        return sorted(self.shard_dir.glob("*.parquet"))
+
+    def _build_index(self) -> dict[HintKey, tuple[Path, int]]:
+        index = {}
+        for shard in self.shards():
+            table = pq.read_table(shard, columns=list(self.SCHEMA_KEYS))
+            for row, (date, drive, frame, side) in enumerate(
+                zip(*(table[c].to_pylist() for c in self.SCHEMA_KEYS), strict=True)
+            ):
+                index[(f"{date}/{drive}", frame, side)] = (shard, row)
+        return index
+
+    def _lookup(self) -> dict[HintKey, tuple[Path, int]]:
+        if self._index is None:
+            self._index = self._build_index()
+        return self._index
+
+    def keys(self) -> set[HintKey]:
+        return set(self._lookup()) | {key for key, _ in self._buffer}
+
+    def read(self, key: HintKey) -> np.ndarray:
+        for buffered_key, hint in reversed(self._buffer):
+            if buffered_key == key:
+                return hint.copy()
+        if key not in self._lookup():
+            self._index = None  # another writer may have added shards since
+        if key not in self._lookup():
+            raise MissingDataError(
+                f"{self.root}: no depth hint for {key}; run `depthhints hints` for this split"
+            )
+        shard, row = self._lookup()[key]
+        table = pq.ParquetFile(shard).read_row_group(row, columns=["height", "width", "depth"])
+        height, width = table["height"][0].as_py(), table["width"][0].as_py()
+        depth = table["depth"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return depth.reshape(height, width).astype(np.float32)
+
+    def write(self, key: HintKey, hint: np.ndarray) -> None:
+        self._buffer.append((key, self._check_hint(key, hint)))
+        if len(self._buffer) >= self.rows_per_shard:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        rows, self._buffer = self._buffer, []
+        height, width = rows[0][1].shape
+        dates, drives = zip(*(key[0].split("/", 1) for key, _ in rows), strict=True)
+        flat = np.concatenate([hint.astype(np.float16).ravel() for _, hint in rows])
+        table = pa.table(
+            {
+                "date": pa.array(dates, pa.string()),
+                "drive": pa.array(drives, pa.string()),
+                "frame": pa.array([key[1] for key, _ in rows], pa.int32()),
+                "side": pa.array([key[2] for key, _ in rows], pa.string()),
+                "height": pa.array([height] * len(rows), pa.int32()),
+                "width": pa.array([width] * len(rows), pa.int32()),
+                "valid_fraction": pa.array([float((h > 0).mean()) for _, h in rows], pa.float32()),
+                "depth": pa.FixedSizeListArray.from_arrays(pa.array(flat), height * width),
+            }
+        )
+        name = f"part-{self._writer_id}-{self._shard_count:05d}.parquet"
+        self._shard_count += 1
+        path = self.shard_dir / name
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.tmp")
+        pq.write_table(
+            table,
+            tmp,
+            row_group_size=1,
+            compression="zstd",
+            use_dictionary=["date", "drive", "side"],
+            use_byte_stream_split=["depth.list.element"],
+        )
+        os.replace(tmp, path)
+        if self._index is not None:
+            for row, (key, _) in enumerate(rows):
+                self._index[key] = (path, row)
+
+    def iter_rows(self) -> Iterator[tuple[HintKey, np.ndarray]]:
+        """Every stored (key, hint), shard by shard (a key written twice appears twice)."""
+        self.flush()
+        for shard in self.shards():
+            table = pq.read_table(shard)
+            depth = table["depth"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            size = len(depth) // max(len(table), 1)
+            for row, values in enumerate(
+                zip(
+                    *(
+                        table[c].to_pylist()
+                        for c in ("date", "drive", "frame", "side", "height", "width")
+                    ),
+                    strict=True,
+                )
+            ):
+                date, drive, frame, side, height, width = values
+                hint = depth[row * size : (row + 1) * size].reshape(height, width)
+                yield (f"{date}/{drive}", frame, side), hint.astype(np.float32)
+
+
+def open_store(
+    root: str | os.PathLike, manifest: StoreManifest | None = None, format: str | None = None
+) -> HintStore:
+    """Open (or create, given a manifest) the store at ``root`` in its format."""
+    root = Path(root)
+    if format is None:
+        if manifest is not None:
+            format = manifest.format
+        elif (root / MANIFEST).is_file():
+            format = StoreManifest.read(root / MANIFEST).format
+        else:
+            format = "npy"  # the published script's stores carry no manifest
+    stores = {"npy": NpyHintStore, "parquet": ParquetHintStore}
+    if format not in stores:
+        raise StoreMismatchError(f"unknown hint store format {format!r}; use one of {list(stores)}")
+    return stores[format](root, manifest)
