@@ -237,6 +237,10 @@ class NpyHintStore(HintStore):
         os.replace(tmp, path)
 
 
+def _record_key(record: dict) -> HintKey:
+    return f"{record['date']}/{record['drive']}", record["frame"], record["side"]
+
+
 class ParquetHintStore(HintStore):
     """Sharded Parquet: one row (and row group) per image, depth as float16."""
 
@@ -267,10 +271,8 @@ class ParquetHintStore(HintStore):
         index = {}
         for shard in self.shards():
             table = pq.read_table(shard, columns=list(self.SCHEMA_KEYS))
-            for row, (date, drive, frame, side) in enumerate(
-                zip(*(table[c].to_pylist() for c in self.SCHEMA_KEYS), strict=True)
-            ):
-                index[(f"{date}/{drive}", frame, side)] = (shard, row)
+            for row, record in enumerate(table.to_pylist()):
+                index[_record_key(record)] = (shard, row)
         return index
 
     def _lookup(self) -> dict[HintKey, tuple[Path, int]]:
@@ -346,18 +348,11 @@ class ParquetHintStore(HintStore):
             table = pq.read_table(shard)
             depth = table["depth"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
             size = len(depth) // max(len(table), 1)
-            for row, values in enumerate(
-                zip(
-                    *(
-                        table[c].to_pylist()
-                        for c in ("date", "drive", "frame", "side", "height", "width")
-                    ),
-                    strict=True,
+            for row, record in enumerate(table.drop_columns(["depth"]).to_pylist()):
+                hint = depth[row * size : (row + 1) * size].reshape(
+                    record["height"], record["width"]
                 )
-            ):
-                date, drive, frame, side, height, width = values
-                hint = depth[row * size : (row + 1) * size].reshape(height, width)
-                yield (f"{date}/{drive}", frame, side), hint.astype(np.float32)
+                yield _record_key(record), hint.astype(np.float32)
 
 
 def open_store(
