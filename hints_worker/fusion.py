@@ -1,0 +1,280 @@
+"""Per-pixel fusion of the 12 SGM candidates by reprojection loss (SPEC §3.5).
+
+Each candidate depth map warps the other view of the stereo pair into the base view; the
+candidate with the lowest photometric loss (0.85·SSIM term + 0.15·L1) wins at each pixel.
+
+The warp is the general one of the reference — back-project with inv_K, move by the stereo
+extrinsic T, project with K, bilinear ``grid_sample`` with border padding — using the fixed
+KITTI K scaled to the hint resolution. For a valid candidate this is a horizontal shift by its
+disparity; an invalid candidate (depth 0) collapses to the camera centre, and its projection
+(divided by ~1e-7) lands far outside the image, so border padding samples the top-left pixel of
+the other view for a left base image and the top-right pixel for a right one.
+
+Fusion modes:
+
+- ``"parity"``: as published, invalid candidates compete like any other (SPEC §3.5 item 5).
+- ``"masked"``: invalid candidates (depth ≤ 0) get loss +inf, so they win only where every
+  candidate is invalid, and there the hint is 0.
+
+``align_corners=True`` (default) is the sampling the authors had (PyTorch ≤ 1.2);
+``False`` is what the published code gives on PyTorch ≥ 1.3 (SPEC §7.2 P-3).
+
+Torch code is device-agnostic: work runs on ``device`` (default: the inputs' device, else CPU).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from hints_worker.sgm import (
+    BASELINE,
+    SIDES,
+    MatcherMode,
+    candidate_disparities,
+    disparity_to_depth,
+    make_matchers,
+)
+
+FusionMode = Literal["parity", "masked"]
+FUSION_MODES = ("parity", "masked")
+
+HINT_WIDTH, HINT_HEIGHT = 1024, 320
+
+KITTI_K_NORM = np.array(
+    [[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32
+)
+"""Normalised intrinsics used for every KITTI image (SPEC §2.1)."""
+
+SSIM_C1 = 0.01**2
+SSIM_C2 = 0.03**2
+SSIM_WEIGHT = 0.85
+L1_WEIGHT = 0.15
+PROJECTION_EPS = 1e-7
+
+ImageLike = np.ndarray | torch.Tensor
+
+
+def resize_for_hints(
+    rgb_uint8: np.ndarray, width: int = HINT_WIDTH, height: int = HINT_HEIGHT
+) -> np.ndarray:
+    """Resize an RGB uint8 image to the hint resolution with PIL Lanczos (SPEC §2.4)."""
+    rgb = np.asarray(rgb_uint8)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected RGB uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    image = Image.fromarray(rgb)
+    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+
+
+def hint_fx(width: int = HINT_WIDTH) -> float:
+    """K[0, 0] in pixels at ``width`` (float32 arithmetic, as the reference): 593.92 at 1024."""
+    return float(KITTI_K_NORM[0, 0] * np.float32(width))
+
+
+def intrinsics(width: int, height: int, fx: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """K scaled to (width, height) and its pseudo-inverse, both float32 4×4.
+
+    ``fx`` overrides K[0, 0] (it must be the focal the candidate depths were made with).
+    ``inv_K`` is ``np.linalg.pinv`` in float32, like the reference (not an exact inverse).
+    """
+    K = KITTI_K_NORM.copy()
+    K[0, :] *= width
+    K[1, :] *= height
+    if fx is not None:
+        K[0, 0] = fx
+    return K, np.linalg.pinv(K)
+
+
+def stereo_T(side: str) -> np.ndarray:
+    """Base-camera → other-camera transform: t_x = −0.1 for base 'l', +0.1 for 'r' (§2.2)."""
+    if side not in SIDES:
+        raise ValueError(f"side must be 'l' or 'r', got {side!r}")
+    T = np.eye(4, dtype=np.float32)
+    T[0, 3] = (-1.0 if side == "l" else 1.0) * BASELINE
+    return T
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-pixel (1 − SSIM)/2 clamped to [0, 1]; 3×3 box window, reflection padding (§4.6).
+
+    ``y`` may have batch 1 and is broadcast against ``x`` (its statistics are computed once).
+    Intermediates are updated in place, keeping the formula's operation order (so the values are
+    bit-identical to the out-of-place form); not meant for autograd.
+    """
+    x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    y = F.pad(y, (1, 1, 1, 1), mode="reflect")
+    mu_x = F.avg_pool2d(x, 3, 1)
+    mu_y = F.avg_pool2d(y, 3, 1)
+    sigma_x = F.avg_pool2d(x**2, 3, 1).sub_(mu_x**2)
+    sigma_y = F.avg_pool2d(y**2, 3, 1).sub_(mu_y**2)
+    sigma_xy = F.avg_pool2d(x * y, 3, 1).sub_(mu_x * mu_y)
+    # numerator = (2·mu_x·mu_y + C1)(2·sigma_xy + C2)
+    numerator = (2 * mu_x).mul_(mu_y).add_(SSIM_C1)
+    numerator.mul_(sigma_xy.mul_(2).add_(SSIM_C2))
+    # denominator = (mu_x² + mu_y² + C1)(sigma_x + sigma_y + C2)
+    denominator = mu_x.pow_(2).add_(mu_y**2).add_(SSIM_C1)
+    denominator.mul_(sigma_x.add_(sigma_y).add_(SSIM_C2))
+    # clamp((1 − n/d) / 2, 0, 1)
+    return numerator.div_(denominator).neg_().add_(1).div_(2).clamp_(0, 1)
+
+
+def photometric_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """ρ = 0.85·mean_c SSIM term + 0.15·mean_c |target − pred|, shape (B, 1, H, W).
+
+    ``target`` may have batch 1 (broadcast against ``pred``).
+    """
+    l1 = (target - pred).abs_().mean(1, True)
+    ssim_term = ssim(pred, target).mean(1, True)
+    return ssim_term.mul_(SSIM_WEIGHT).add_(l1.mul_(L1_WEIGHT))
+
+
+def _pixel_grid(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """Homogeneous pixel coordinates (x, y, 1), float32 (batch, 3, H·W)."""
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32, device=device),
+        torch.arange(width, dtype=torch.float32, device=device),
+        indexing="ij",
+    )
+    pix = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)])
+    return pix.unsqueeze(0).expand(batch, -1, -1)
+
+
+def sampling_grid(
+    depths: torch.Tensor, K: np.ndarray, inv_K: np.ndarray, T: np.ndarray
+) -> torch.Tensor:
+    """Normalised grid_sample coordinates (B, H, W, 2) of each base pixel in the other view.
+
+    Back-project each depth map with inv_K, transform by T, project with K, divide by z + 1e-7,
+    then normalise with (W − 1), (H − 1) to [−1, 1] (the reference's convention).
+    """
+    batch, height, width = depths.shape
+    device = depths.device
+
+    def as_batch(m: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(m).to(device).unsqueeze(0).expand(batch, -1, -1)
+
+    rays = torch.matmul(as_batch(inv_K)[:, :3, :3], _pixel_grid(batch, height, width, device))
+    points = depths.reshape(batch, 1, -1) * rays
+    points = torch.cat([points, torch.ones_like(points[:, :1])], 1)
+    projection = torch.matmul(as_batch(K), as_batch(T))[:, :3, :]
+    cam = torch.matmul(projection, points)
+    pix = cam[:, :2, :] / (cam[:, 2:3, :] + PROJECTION_EPS)
+    pix = pix.reshape(batch, 2, height, width).permute(0, 2, 3, 1)
+    pix = pix / torch.tensor([width - 1, height - 1], dtype=pix.dtype, device=device)
+    return (pix - 0.5) * 2
+
+
+def _as_tensor(array: ImageLike) -> torch.Tensor:
+    if isinstance(array, np.ndarray):  # torch needs a writable, contiguous buffer
+        return torch.from_numpy(np.require(array, requirements=["C", "W"]))
+    return torch.as_tensor(array)
+
+
+def _as_chw(image: ImageLike, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) image → float32 (3, H, W) in [0, 1]; uint8 is divided by 255."""
+    tensor = _as_tensor(image)
+    if tensor.ndim != 3 or tensor.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {tuple(tensor.shape)}")
+    tensor = tensor.to(device).permute(2, 0, 1)
+    if tensor.dtype == torch.uint8:
+        return tensor.float().div(255)
+    return tensor.float()
+
+
+def _resolve_device(device: str | torch.device | None, *inputs: object) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    for item in inputs:
+        if isinstance(item, torch.Tensor):
+            return item.device
+    return torch.device("cpu")
+
+
+def candidate_losses(
+    base: torch.Tensor,
+    other: torch.Tensor,
+    depths: torch.Tensor,
+    side: str,
+    fx: float | None = None,
+    align_corners: bool = True,
+) -> torch.Tensor:
+    """Photometric loss of every candidate, (K, 1, H, W); base/other are (3, H, W) in [0, 1]."""
+    n, height, width = depths.shape
+    K, inv_K = intrinsics(width, height, fx)
+    grid = sampling_grid(depths, K, inv_K, stereo_T(side))
+    warped = F.grid_sample(
+        other.unsqueeze(0).expand(n, -1, -1, -1),
+        grid,
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=align_corners,
+    )
+    return photometric_loss(warped, base.unsqueeze(0))
+
+
+def fuse(
+    base_rgb: ImageLike,
+    other_rgb: ImageLike,
+    depths: ImageLike,
+    side: str,
+    fx: float | None = None,
+    mode: FusionMode = "parity",
+    align_corners: bool = True,
+    device: str | torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse candidate depths (K, H, W) into one hint map.
+
+    ``base_rgb``/``other_rgb`` are (H, W, 3) RGB, float in [0, 1] or uint8. ``fx`` defaults to
+    the fixed KITTI focal at this width. Returns (hint float32 (H, W), argmin uint8 (H, W));
+    argmin ties go to the lowest candidate index. In ``masked`` mode a pixel with no valid
+    candidate gets hint 0 and argmin 0.
+    """
+    if mode not in FUSION_MODES:
+        raise ValueError(f"unknown fusion mode {mode!r}; expected one of {FUSION_MODES}")
+    dev = _resolve_device(device, base_rgb, other_rgb, depths)
+    depth_t = _as_tensor(depths).to(device=dev, dtype=torch.float32)
+    if depth_t.ndim != 3 or depth_t.shape[0] > 255:
+        raise ValueError(f"depths must be (K ≤ 255, H, W), got {tuple(depth_t.shape)}")
+    base, other = _as_chw(base_rgb, dev), _as_chw(other_rgb, dev)
+    if base.shape != other.shape or base.shape[1:] != depth_t.shape[1:]:
+        raise ValueError(
+            f"shape mismatch: base {tuple(base.shape)}, other {tuple(other.shape)}, "
+            f"depths {tuple(depth_t.shape)}"
+        )
+    with torch.no_grad():
+        losses = candidate_losses(base, other, depth_t, side, fx, align_corners)[:, 0]
+        if mode == "masked":
+            losses = losses.masked_fill(depth_t <= 0, float("inf"))
+        best = torch.argmin(losses, dim=0, keepdim=True)
+        hint = torch.gather(depth_t, 0, best)[0]
+    return hint.cpu().numpy(), best[0].to(torch.uint8).cpu().numpy()
+
+
+def fuse_pair(
+    left_rgb_uint8: np.ndarray,
+    right_rgb_uint8: np.ndarray,
+    matchers: list[cv2.StereoSGBM] | None = None,
+    matcher_mode: MatcherMode = "parity",
+    mode: FusionMode = "parity",
+    align_corners: bool = True,
+    device: str | torch.device | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Hints for both images of one decoded pair (already at hint resolution).
+
+    Runs the matchers for the left base and for the mirrored right base, then fuses each.
+    Returns ``{"l": (hint, argmin), "r": (hint, argmin)}``.
+    """
+    matchers = matchers if matchers is not None else make_matchers(matcher_mode)
+    fx = hint_fx(left_rgb_uint8.shape[1])
+    views = {"l": (left_rgb_uint8, right_rgb_uint8), "r": (right_rgb_uint8, left_rgb_uint8)}
+    out = {}
+    for side, (base, other) in views.items():
+        disps = candidate_disparities(base, other, side, matchers)
+        depths = disparity_to_depth(disps, fx)
+        out[side] = fuse(base, other, depths, side, fx, mode, align_corners, device)
+    return out

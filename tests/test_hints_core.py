@@ -1,0 +1,313 @@
+"""Hint precompute core: SGBM matchers, disparity → depth, fusion by reprojection loss.
+
+Two oracles: (a) the published code's output on a real KITTI pair (fixtures/reference_hints),
+(b) a plain re-statement of SPEC §3.5 written here, on random candidate sets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from hints_worker.fusion import (
+    candidate_losses,
+    fuse,
+    fuse_pair,
+    hint_fx,
+    intrinsics,
+    photometric_loss,
+    resize_for_hints,
+    stereo_T,
+)
+from hints_worker.sgm import (
+    MATCHER_SETTINGS,
+    candidate_disparities,
+    disparity_to_depth,
+    make_matchers,
+)
+
+REFERENCE = Path(__file__).parent / "fixtures" / "reference_hints"
+KITTI_PAIR = Path(__file__).parent / "fixtures" / "kitti_object_stereo"
+MIN_AGREEMENT = 0.999
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _textured_pair(disparity: int, height: int = 48, width: int = 256) -> tuple:
+    """Rectified pair of a smooth random texture at constant disparity: right[x] = left[x + d]."""
+    rng = np.random.default_rng(7)
+    small = rng.integers(0, 256, (height // 2, (width + disparity) // 2 + 1, 3), dtype=np.uint8)
+    texture = cv2.resize(small, (small.shape[1] * 2, height), interpolation=cv2.INTER_LINEAR)
+    left = np.ascontiguousarray(texture[:, :width])
+    right = np.ascontiguousarray(texture[:, disparity : disparity + width])
+    return left, right
+
+
+# --- matchers and disparity → depth ------------------------------------------------------------
+
+
+def test_matcher_settings_order():
+    assert len(MATCHER_SETTINGS) == 12
+    for block in (1, 2, 3):
+        for j, ndisp in enumerate((64, 96, 128, 160)):
+            assert MATCHER_SETTINGS[4 * (block - 1) + j] == (block, ndisp)
+
+
+@pytest.mark.parametrize(
+    ("mode", "cv_mode"),
+    [("parity", cv2.STEREO_SGBM_MODE_SGBM), ("fast", cv2.STEREO_SGBM_MODE_SGBM_3WAY)],
+)
+def test_matcher_parameters(mode, cv_mode):
+    matchers = make_matchers(mode)
+    assert len(matchers) == 12
+    for matcher, (block, ndisp) in zip(matchers, MATCHER_SETTINGS, strict=True):
+        assert (matcher.getBlockSize(), matcher.getNumDisparities()) == (block, ndisp)
+        assert matcher.getMinDisparity() == 0
+        assert (matcher.getP1(), matcher.getP2()) == (36, 288)
+        assert matcher.getPreFilterCap() == 63
+        assert matcher.getUniquenessRatio() == 10
+        assert matcher.getSpeckleWindowSize() == 100
+        assert matcher.getSpeckleRange() == 16
+        assert matcher.getDisp12MaxDiff() == 0
+        assert matcher.getMode() == cv_mode
+
+
+def test_unknown_modes_rejected():
+    with pytest.raises(ValueError, match="matcher mode"):
+        make_matchers("hh")
+    base = np.zeros((4, 6, 3), np.float32)
+    with pytest.raises(ValueError, match="fusion mode"):
+        fuse(base, base, np.ones((2, 4, 6), np.float32), "l", mode="best")
+
+
+def test_disparity_to_depth_values():
+    disp = np.array([[-1.0, 0.0, 1e-3, 1.0, 59.392, 160.0]], dtype=np.float32)
+    depth = disparity_to_depth(disp, 593.92)
+    assert depth.dtype == np.float32
+    assert depth[0, 0] == 0 and depth[0, 1] == 0
+    expected = np.float32(59.392) / (disp[0, 2:] + np.float32(1e-7))
+    np.testing.assert_array_equal(depth[0, 2:], expected)
+    np.testing.assert_allclose(depth[0, 3:], [59.392, 1.0, 0.3712], rtol=1e-6)
+
+
+def test_hint_focal_and_stereo_T():
+    assert hint_fx(1024) == pytest.approx(593.92, abs=1e-4)
+    K, inv_K = intrinsics(1024, 320)
+    assert K.dtype == inv_K.dtype == np.float32
+    np.testing.assert_allclose(K[:2, :3], [[593.92, 0, 512], [0, 614.4, 160]], rtol=1e-6)
+    np.testing.assert_allclose(inv_K @ K, np.eye(4), atol=1e-6)
+    assert stereo_T("l")[0, 3] == pytest.approx(-0.1)
+    assert stereo_T("r")[0, 3] == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        stereo_T("x")
+
+
+def test_right_base_is_matched_mirrored():
+    d = 10
+    left, right = _textured_pair(d)
+    matchers = make_matchers()
+    disp_l = candidate_disparities(left, right, "l", matchers)
+    disp_r = candidate_disparities(right, left, "r", matchers)
+    assert disp_l.shape == disp_r.shape == (12, *left.shape[:2])
+    assert disp_l.dtype == disp_r.dtype == np.float32
+    width = left.shape[1]
+    for k, (_, ndisp) in enumerate(MATCHER_SETTINGS):
+        # the band without a match is on the left edge for 'l' and on the right edge for 'r'
+        assert (disp_l[k, :, : ndisp - 1] <= 0).all()
+        assert (disp_r[k, :, width - ndisp + 1 :] <= 0).all()
+        inner_l = disp_l[k, 4:-4, ndisp + 4 : -4]
+        inner_r = disp_r[k, 4:-4, 4 : width - ndisp - 4]
+        assert np.mean(np.abs(inner_l - d) <= 0.5) > 0.9
+        assert np.mean(np.abs(inner_r - d) <= 0.5) > 0.9
+
+
+def test_resize_for_hints():
+    left = _rgb(KITTI_PAIR / "left.png")
+    out = resize_for_hints(left)
+    assert out.shape == (320, 1024, 3) and out.dtype == np.uint8
+    expected = Image.fromarray(left).resize((1024, 320), Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(out, np.asarray(expected))
+
+
+# --- oracle (a): the published code's hints on a real pair -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_pair():
+    """The reference pair and its 12 candidate depth maps per side (SGBM run once per side)."""
+    left, right = _rgb(REFERENCE / "left_1024x320.png"), _rgb(REFERENCE / "right_1024x320.png")
+    matchers = make_matchers("parity")
+    fx = hint_fx(left.shape[1])
+    views = {"l": (left, right), "r": (right, left)}
+    depths = {
+        side: disparity_to_depth(candidate_disparities(base, other, side, matchers), fx)
+        for side, (base, other) in views.items()
+    }
+    return views, depths
+
+
+# Measured on torch 2.14.1 CPU / OpenCV 5.0.0 / NumPy 2.4.6: 100.000 % of pixels agree for both
+# sides and both align_corners variants, argmin and hint alike (hints bit-identical).
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("side", ["l", "r"])
+def test_matches_reference_hints(real_pair, side, align_corners):
+    views, depths = real_pair
+    base, other = views[side]
+    variant = REFERENCE / f"align_corners_{str(align_corners).lower()}"
+    ref_hint = np.load(variant / f"hint_{side}.npy")[0]
+    ref_argmin = np.load(variant / f"argmin_{side}.npy")[0]
+
+    hint, argmin = fuse(base, other, depths[side], side, align_corners=align_corners)
+
+    assert hint.shape == ref_hint.shape and hint.dtype == np.float32
+    assert argmin.shape == ref_argmin.shape and argmin.dtype == np.uint8
+    assert np.mean(argmin == ref_argmin) >= MIN_AGREEMENT
+    assert np.mean(hint == ref_hint) >= MIN_AGREEMENT
+
+
+@pytest.mark.parametrize("side", ["l", "r"])
+def test_masked_mode_on_real_pair(real_pair, side):
+    views, depths = real_pair
+    base, other = views[side]
+    any_valid = (depths[side] > 0).any(0)
+    parity_hint, _ = fuse(base, other, depths[side], side, mode="parity")
+    masked_hint, _ = fuse(base, other, depths[side], side, mode="masked")
+    # parity keeps the published quirk: some pixels lose their hint to an invalid candidate
+    assert ((parity_hint == 0) & any_valid).sum() > 0
+    assert ((masked_hint > 0) == any_valid).all()
+    same = parity_hint > 0
+    np.testing.assert_array_equal(masked_hint[same], parity_hint[same])
+
+
+# --- oracle (b): a plain statement of SPEC §3.5 ------------------------------------------------
+
+
+def _plain_fusion(base, other, depths, side, align_corners):
+    """Back-project, transform, project, sample, SSIM+L1 loss, argmin — written out plainly."""
+    n, height, width = depths.shape
+    K = np.array([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32)
+    K[0, :] *= width
+    K[1, :] *= height
+    inv_K = torch.from_numpy(np.linalg.pinv(K)).expand(n, 4, 4)
+    K = torch.from_numpy(K).expand(n, 4, 4)
+    T = torch.eye(4).expand(n, 4, 4).clone()
+    T[:, 0, 3] = -0.1 if side == "l" else 0.1
+
+    xs, ys = np.meshgrid(range(width), range(height), indexing="xy")
+    pix = np.stack([xs.ravel(), ys.ravel(), np.ones(height * width)]).astype(np.float32)
+    pix = torch.from_numpy(pix).expand(n, 3, height * width)
+    cam = depths.view(n, 1, -1) * torch.matmul(inv_K[:, :3, :3], pix)
+    cam = torch.cat([cam, torch.ones(n, 1, height * width)], 1)
+    proj = torch.matmul(torch.matmul(K, T)[:, :3, :], cam)
+    uv = proj[:, :2] / (proj[:, 2:3] + 1e-7)
+    uv = uv.view(n, 2, height, width).permute(0, 2, 3, 1)
+    u = (uv[..., 0] / (width - 1) - 0.5) * 2
+    v = (uv[..., 1] / (height - 1) - 0.5) * 2
+    grid = torch.stack([u, v], -1)
+    warped = F.grid_sample(
+        other.expand(n, -1, -1, -1), grid, "bilinear", "border", align_corners=align_corners
+    )
+    target = base.expand(n, -1, -1, -1)
+
+    pool, pad = torch.nn.AvgPool2d(3, 1), torch.nn.ReflectionPad2d(1)
+    x, y = pad(warped), pad(target)
+    mu_x, mu_y = pool(x), pool(y)
+    sigma_x = pool(x * x) - mu_x**2
+    sigma_y = pool(y * y) - mu_y**2
+    sigma_xy = pool(x * y) - mu_x * mu_y
+    n_ssim = (2 * mu_x * mu_y + 1e-4) * (2 * sigma_xy + 9e-4)
+    d_ssim = (mu_x**2 + mu_y**2 + 1e-4) * (sigma_x + sigma_y + 9e-4)
+    ssim_term = torch.clamp((1 - n_ssim / d_ssim) / 2, 0, 1).mean(1, True)
+    l1 = torch.abs(target - warped).mean(1, True)
+    loss = 0.85 * ssim_term + 0.15 * l1
+    best = torch.argmin(loss, 0)
+    return torch.gather(depths, 0, best)[0].numpy(), best[0].numpy()
+
+
+def _random_case(seed: int, n: int = 12, height: int = 24, width: int = 40):
+    rng = np.random.default_rng(seed)
+    base = rng.random((height, width, 3), dtype=np.float32)
+    other = rng.random((height, width, 3), dtype=np.float32)
+    disp = rng.uniform(0.3, 12.0, (n, height, width)).astype(np.float32)
+    disp[rng.random(disp.shape) < 0.25] = -1.0  # invalid, as SGBM reports
+    return base, other, disparity_to_depth(disp, hint_fx(width))
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("side", ["l", "r"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_plain_fusion(seed, side, align_corners):
+    base, other, depths = _random_case(seed)
+    hint, argmin = fuse(base, other, depths, side, align_corners=align_corners)
+    chw = [torch.from_numpy(img).permute(2, 0, 1)[None] for img in (base, other)]
+    plain_hint, plain_argmin = _plain_fusion(*chw, torch.from_numpy(depths), side, align_corners)
+    assert np.mean(argmin == plain_argmin) >= MIN_AGREEMENT
+    assert np.mean(hint == plain_hint) >= MIN_AGREEMENT
+
+
+@pytest.mark.parametrize(("side", "column"), [("l", 0), ("r", -1)])
+def test_invalid_candidate_samples_top_corner(side, column):
+    """Depth 0 projects to ±1e9 px, so border padding samples the top-left/top-right pixel."""
+    base, other, _ = _random_case(3)
+    zeros = torch.zeros(1, *base.shape[:2])
+    base_t, other_t = (torch.from_numpy(img).permute(2, 0, 1) for img in (base, other))
+    losses = candidate_losses(base_t, other_t, zeros, side)
+    corner = other_t[:, :1, column].reshape(1, 3, 1, 1).expand(1, 3, *base.shape[:2])
+    expected = photometric_loss(corner.contiguous(), base_t[None])
+    torch.testing.assert_close(losses, expected)
+
+
+def test_ties_go_to_lowest_index():
+    base, other, depths = _random_case(4, n=3)
+    depths[1] = depths[0]  # identical candidates → identical losses
+    _, argmin = fuse(base, other, depths, "l")
+    assert not (argmin == 1).any()
+    assert (argmin == 0).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_masked_never_picks_invalid(seed):
+    base, other, depths = _random_case(seed)
+    depths[:, :3, :5] = 0  # a corner with no valid candidate at all
+    any_valid = (depths > 0).any(0)
+    parity_hint, _ = fuse(base, other, depths, "l", mode="parity")
+    hint, argmin = fuse(base, other, depths, "l", mode="masked")
+    assert ((parity_hint == 0) & any_valid).any()  # the case masking exists for
+    assert (hint[any_valid] > 0).all()
+    picked = np.take_along_axis(depths, argmin[None].astype(np.int64), 0)[0]
+    np.testing.assert_array_equal(hint, picked)
+    assert (hint[~any_valid] == 0).all()
+
+
+def test_input_types_agree():
+    base, other, depths = _random_case(5)
+    as_uint8 = [np.round(img * 255).astype(np.uint8) for img in (base, other)]
+    as_float = [img.astype(np.float32) / 255 for img in as_uint8]
+    from_uint8 = fuse(*as_uint8, depths, "r")
+    from_float = fuse(*as_float, depths, "r")
+    from_tensor = fuse(*(torch.from_numpy(img) for img in as_float), torch.from_numpy(depths), "r")
+    for other_result in (from_float, from_tensor):
+        for ours, theirs in zip(from_uint8, other_result, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_fuse_pair_is_both_sides():
+    left, right = _textured_pair(8, height=32, width=224)
+    matchers = make_matchers()
+    result = fuse_pair(left, right, matchers)
+    fx = hint_fx(left.shape[1])
+    for side, (base, other) in {"l": (left, right), "r": (right, left)}.items():
+        depths = disparity_to_depth(candidate_disparities(base, other, side, matchers), fx)
+        expected = fuse(base, other, depths, side, fx)
+        for ours, theirs in zip(result[side], expected, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+    assert (result["l"][0][:, 100:-20] > 0).mean() > 0.9
+    assert (result["r"][0][:, 20:-100] > 0).mean() > 0.9
