@@ -1,0 +1,239 @@
+"""Hint precomputation on a pool of Ray actors.
+
+The split's items are grouped by frame, so both sides of a stereo pair come from one decode and
+one resize. Frames already in the store are skipped (resume). Batches of frames go to a
+``ray.util.ActorPool``; each actor owns its matchers (``cv2.setNumThreads(1)``: one core each)
+and writes straight into the store, flushing before it returns, so a reported result is on disk.
+Ray restarts a dead actor and retries its batch; an unreadable image is recorded as a failure
+(path and reason) while every other frame completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import ray
+import torch
+from ray.util import ActorPool
+from tqdm import tqdm
+
+from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image
+from depthhints.errors import DataFileError, DepthHintsError
+from hints_worker.fusion import FusionMode, fuse, hint_fx, resize_for_hints
+from hints_worker.sgm import MatcherMode, candidate_disparities, disparity_to_depth, make_matchers
+from hints_worker.store import HintKey, HintStore, StoreManifest, hint_key, open_store
+
+FAILURES_FILE = "failures.json"
+CRASH_ONCE_ENV = "DEPTHHINTS_TEST_CRASH_ONCE"  # test hook, see _maybe_crash
+
+
+@dataclass(frozen=True)
+class HintConfig:
+    """Everything that determines the hint values (hashed into the store manifest)."""
+
+    height: int = 320
+    width: int = 1024
+    matchers: MatcherMode = "parity"
+    fusion: FusionMode = "parity"
+    align_corners: bool = True
+
+    def manifest(self, store_format: str, data_root: str | os.PathLike) -> StoreManifest:
+        settings = {k: v for k, v in asdict(self).items() if k not in ("height", "width")}
+        return StoreManifest(
+            format=store_format,
+            height=self.height,
+            width=self.width,
+            config=settings,
+            data_root=str(Path(data_root).resolve()),
+        )
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """One stereo frame and the sides of it that still need hints."""
+
+    folder: str
+    frame: int
+    sides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Failure:
+    key: HintKey
+    reason: str
+
+
+@dataclass
+class FrameResult:
+    written: list[HintKey] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def plan_jobs(items: Iterable[SplitItem], done: set[HintKey]) -> list[FrameJob]:
+    """Group items by frame (first-seen order) and drop the sides already in ``done``."""
+    sides: dict[tuple[str, int], list[str]] = {}
+    for item in items:
+        folder, frame, side = hint_key(item)
+        if (folder, frame, side) not in done:
+            needed = sides.setdefault((folder, frame), [])
+            if side not in needed:
+                needed.append(side)
+    return [FrameJob(folder, frame, tuple(s)) for (folder, frame), s in sides.items()]
+
+
+def compute_frame(
+    job: FrameJob,
+    layout: KittiRawLayout,
+    config: HintConfig,
+    matchers: list[cv2.StereoSGBM],
+    store: HintStore,
+) -> FrameResult:
+    """Hints for the requested sides of one frame, written to ``store``."""
+    result = FrameResult()
+    keys = [(job.folder, job.frame, side) for side in job.sides]
+    paths = {side: layout.image_path(job.folder, job.frame, side) for side in ("l", "r")}
+    try:
+        native = {side: load_image(path) for side, path in paths.items()}
+        if native["l"].shape != native["r"].shape:
+            raise DataFileError(
+                f"{paths['l']} is {native['l'].shape[:2]} but its stereo partner {paths['r']} is "
+                f"{native['r'].shape[:2]}; both images of a pair must have the same size"
+            )
+    except DepthHintsError as error:
+        result.failures += [Failure(key, str(error)) for key in keys]
+        return result
+    images = {
+        side: resize_for_hints(im, config.width, config.height) for side, im in native.items()
+    }
+    fx = hint_fx(config.width)
+    for key, side in zip(keys, job.sides, strict=True):
+        base, other = images[side], images["r" if side == "l" else "l"]
+        depths = disparity_to_depth(candidate_disparities(base, other, side, matchers), fx)
+        hint, _ = fuse(base, other, depths, side, fx, config.fusion, config.align_corners)
+        store.write(key, hint)
+        result.written.append(key)
+    return result
+
+
+def _maybe_crash(job: FrameJob) -> None:
+    """Test hook: if the file named by $DEPTHHINTS_TEST_CRASH_ONCE holds this frame number, the
+    first worker to reach the frame claims the file and dies (as if killed)."""
+    arm = os.environ.get(CRASH_ONCE_ENV)
+    if arm and os.path.exists(arm) and Path(arm).read_text().strip() == str(job.frame):
+        try:
+            os.rename(arm, arm + ".fired")
+        except FileNotFoundError:
+            return  # another worker claimed it
+        os._exit(1)
+
+
+@ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=3)
+class HintWorker:
+    """One core's worth of hint computation, writing into the shared store."""
+
+    def __init__(
+        self,
+        data_root: str,
+        image_ext: str,
+        store_root: str,
+        manifest: StoreManifest,
+        config: HintConfig,
+    ):
+        cv2.setNumThreads(1)
+        torch.set_num_threads(1)
+        self.layout = KittiRawLayout(data_root, image_ext)
+        self.store = open_store(store_root, manifest)
+        self.config = config
+        self.matchers = make_matchers(config.matchers)
+
+    def process(self, jobs: Sequence[FrameJob]) -> list[FrameResult]:
+        """Compute a batch and flush it, so that every reported hint is on disk."""
+        results = []
+        for job in jobs:
+            _maybe_crash(job)
+            try:
+                results.append(
+                    compute_frame(job, self.layout, self.config, self.matchers, self.store)
+                )
+            except Exception as error:  # any per-frame failure is recorded; the run goes on
+                reason = f"{type(error).__name__}: {error}"
+                keys = [(job.folder, job.frame, side) for side in job.sides]
+                results.append(FrameResult(failures=[Failure(key, reason) for key in keys]))
+        self.store.flush()
+        return results
+
+
+@dataclass
+class Summary:
+    """Outcome of a precompute run."""
+
+    written: int
+    skipped: int
+    failures: list[Failure]
+    store: Path
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def precompute_hints(
+    items: Sequence[SplitItem],
+    data_root: str | os.PathLike,
+    store_root: str | os.PathLike,
+    config: HintConfig = HintConfig(),
+    store_format: str = "npy",
+    workers: int | None = None,
+    frames_per_task: int = 2,
+    image_ext: str | None = None,
+    progress: bool = True,
+) -> Summary:
+    """Compute the hints of ``items`` that ``store_root`` lacks, on the connected Ray cluster.
+
+    Starts a local Ray instance if none is connected (``ray.init(address=...)`` first to join a
+    cluster). ``workers`` defaults to one actor per CPU of the cluster. Failed items are listed
+    in ``<store_root>/failures.json``.
+    """
+    layout = KittiRawLayout(data_root, image_ext)
+    manifest = config.manifest(store_format, data_root)
+    store = open_store(store_root, manifest)
+    requested = {hint_key(item) for item in items}
+    jobs = plan_jobs(items, store.keys())
+    todo = sum(len(job.sides) for job in jobs)
+    failures: list[Failure] = []
+    written = 0
+    if jobs:
+        if not ray.is_initialized():
+            ray.init(log_to_driver=False)
+        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        count = min(count, len(jobs))
+        actors = [
+            HintWorker.remote(str(data_root), layout.image_ext, str(store_root), manifest, config)
+            for _ in range(count)
+        ]
+        batches = [jobs[i : i + frames_per_task] for i in range(0, len(jobs), frames_per_task)]
+        pool = ActorPool(actors)
+        with tqdm(total=todo, unit="img", desc="depth hints", disable=not progress) as bar:
+            for results in pool.map_unordered(lambda a, batch: a.process.remote(batch), batches):
+                for result in results:
+                    written += len(result.written)
+                    failures += result.failures
+                    bar.update(len(result.written) + len(result.failures))
+        for actor in actors:
+            ray.kill(actor)
+    _write_failures(Path(store_root), failures)
+    return Summary(written, len(requested) - todo, failures, Path(store_root))
+
+
+def _write_failures(store_root: Path, failures: list[Failure]) -> None:
+    path = store_root / FAILURES_FILE
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    records = [{"key": list(f.key), "reason": f.reason} for f in failures]
+    path.write_text(json.dumps(records, indent=2) + "\n")
