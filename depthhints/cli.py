@@ -80,6 +80,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
     item = read_split_file(splits["test"])[0]
     picture = stereo_preview(layout, item.folder, item.frame, root.parent / "stereo_preview.png")
     print(f"picture of a stereo pair with its ground-truth depth and LiDAR: {picture}")
+
+    from hints_worker.actors import precompute_hints
+
+    items = [item for path in splits.values() for item in read_split_file(path)]
+    summary = precompute_hints(items, root, root / "depth_hints", workers=args.workers)
+    print(
+        f"fused SGM depth hints (Ray actor pool, {args.workers} workers): {summary.written} "
+        f"written, {summary.skipped} already there, {len(summary.failures)} failed -> "
+        f"{summary.store}"
+    )
+    return 0 if summary.ok else 1
+
+
+def _read_items(split: str) -> list:
+    """A split given as a file path or as '<name>/<part>' of the bundled lists."""
+    from depthhints.data.kitti import load_split, read_split_file
+
+    if Path(split).is_file():
+        return read_split_file(split)
+    name, _, part = split.partition("/")
+    return load_split(name, part or "all")
+
+
+def cmd_hints(args: argparse.Namespace) -> int:
+    from hints_worker.actors import FAILURES_FILE, HintConfig, precompute_hints, ray_session
+
+    config = HintConfig(
+        height=args.height,
+        width=args.width,
+        matchers=args.matchers,
+        fusion=args.fusion,
+        align_corners=not args.no_align_corners,
+    )
+    items = _read_items(args.split)
+    out = args.out or Path(args.data_path) / "depth_hints"
+    with ray_session(args.address):
+        summary = precompute_hints(
+            items, args.data_path, out, config, args.format, workers=args.workers
+        )
+    print(
+        f"{summary.written} hints written, {summary.skipped} already in {summary.store}, "
+        f"{len(summary.failures)} failed"
+    )
+    if summary.failures:
+        for failure in summary.failures[:10]:
+            print(f"  failed {failure.key}: {failure.reason}", file=sys.stderr)
+        print(f"all failures: {summary.store / FAILURES_FILE}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -93,6 +141,30 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, help="root of the KITTI-style tree to write")
     _add_dataset_arguments(synth, frames=100)
     synth.set_defaults(func=cmd_synth)
+
+    hints = commands.add_parser(
+        "hints", help="precompute fused SGM depth hints on a Ray actor pool (resumable)"
+    )
+    hints.add_argument("--data-path", required=True, help="KITTI raw root (or a synthetic tree)")
+    hints.add_argument(
+        "--split",
+        default="eigen_full/all",
+        help="split file, or <name>/<part> of the bundled lists (default: eigen_full/all)",
+    )
+    hints.add_argument("--out", help="hint store (default: <data-path>/depth_hints)")
+    hints.add_argument("--format", choices=["npy", "parquet"], default="npy")
+    hints.add_argument("--height", type=_positive_int, default=320)
+    hints.add_argument("--width", type=_positive_int, default=1024)
+    hints.add_argument("--matchers", choices=["parity", "fast"], default="parity")
+    hints.add_argument("--fusion", choices=["parity", "masked"], default="parity")
+    hints.add_argument(
+        "--no-align-corners",
+        action="store_true",
+        help="sample as the published code does on PyTorch >= 1.3 (default: as the authors did)",
+    )
+    hints.add_argument("--workers", type=_positive_int, help="actors (default: one per CPU)")
+    hints.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto')")
+    hints.set_defaults(func=cmd_hints)
 
     demo = commands.add_parser("demo", help="run the pipeline on a small synthetic drive")
     demo.add_argument("--out", default="outputs/demo", help="output folder")

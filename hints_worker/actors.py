@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -168,6 +169,19 @@ class HintWorker:
         return results
 
 
+@contextmanager
+def ray_session(address: str | None = None) -> Iterator[None]:
+    """Use the connected Ray cluster, or start one (local, or joining ``address``) for the block."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
 @dataclass
 class Summary:
     """Outcome of a precompute run."""
@@ -193,39 +207,39 @@ def precompute_hints(
     image_ext: str | None = None,
     progress: bool = True,
 ) -> Summary:
-    """Compute the hints of ``items`` that ``store_root`` lacks, on the connected Ray cluster.
+    """Compute the hints of ``items`` that ``store_root`` lacks, on a Ray actor pool.
 
-    Starts a local Ray instance if none is connected (``ray.init(address=...)`` first to join a
-    cluster). ``workers`` defaults to one actor per CPU of the cluster. Failed items are listed
-    in ``<store_root>/failures.json``.
+    Uses the connected Ray cluster, or starts a local one for the run (see ``ray_session``).
+    ``workers`` defaults to one actor per CPU of the cluster. Failed items are listed in
+    ``<store_root>/failures.json``.
     """
     layout = KittiRawLayout(data_root, image_ext)
     manifest = config.manifest(store_format, data_root)
-    store = open_store(store_root, manifest)
     requested = {hint_key(item) for item in items}
-    jobs = plan_jobs(items, store.keys())
+    jobs = plan_jobs(items, open_store(store_root, manifest).keys())
     todo = sum(len(job.sides) for job in jobs)
-    failures: list[Failure] = []
-    written = 0
+    written, failures = 0, []
     if jobs:
-        if not ray.is_initialized():
-            ray.init(log_to_driver=False)
-        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        count = min(count, len(jobs))
-        actors = [
-            HintWorker.remote(str(data_root), layout.image_ext, str(store_root), manifest, config)
-            for _ in range(count)
-        ]
-        batches = [jobs[i : i + frames_per_task] for i in range(0, len(jobs), frames_per_task)]
-        pool = ActorPool(actors)
-        with tqdm(total=todo, unit="img", desc="depth hints", disable=not progress) as bar:
-            for results in pool.map_unordered(lambda a, batch: a.process.remote(batch), batches):
-                for result in results:
-                    written += len(result.written)
-                    failures += result.failures
-                    bar.update(len(result.written) + len(result.failures))
-        for actor in actors:
-            ray.kill(actor)
+        with ray_session():
+            count = min(workers or int(ray.cluster_resources().get("CPU", 1)) or 1, len(jobs))
+            actors = [
+                HintWorker.remote(
+                    str(layout.root), layout.image_ext, str(store_root), manifest, config
+                )
+                for _ in range(count)
+            ]
+            batches = [jobs[i : i + frames_per_task] for i in range(0, len(jobs), frames_per_task)]
+            tasks = ActorPool(actors).map_unordered(
+                lambda a, batch: a.process.remote(batch), batches
+            )
+            with tqdm(total=todo, unit="img", desc="depth hints", disable=not progress) as bar:
+                for results in tasks:
+                    for result in results:
+                        written += len(result.written)
+                        failures += result.failures
+                        bar.update(len(result.written) + len(result.failures))
+            for actor in actors:
+                ray.kill(actor)
     _write_failures(Path(store_root), failures)
     return Summary(written, len(requested) - todo, failures, Path(store_root))
 

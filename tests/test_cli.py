@@ -21,12 +21,27 @@ def test_synth_writes_a_readable_tree(tmp_path, capsys):
     assert layout.image_path(items[0].folder, items[0].frame, "r").is_file()
 
 
-def test_demo_renders_its_picture(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), *SMALL]) == 0
+def test_demo_renders_its_picture_and_computes_hints(tmp_path, capsys):
+    small = ["--frames", "4", "--width", "416", "--height", "128", "--workers", "2"]
+    assert main(["demo", "--out", str(tmp_path), *small]) == 0
     picture = tmp_path / "stereo_preview.png"
-    assert str(picture) in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert str(picture) in out and "5 written" in out and "0 failed" in out
+    hints = list((tmp_path / "kitti_synthetic" / "depth_hints").rglob("*.npy"))
+    assert len(hints) == 5 and np.load(hints[0]).shape == (1, 320, 1024)
     pixels = np.asarray(Image.open(picture).convert("L"), dtype=float)
     assert pixels.shape[0] > 400 and pixels.std() > 20  # four panels with real content
+
+
+def test_hints_command_exits_non_zero_and_names_failed_items(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path), *SMALL]) == 0
+    split = tmp_path / "splits" / "test_files.txt"
+    (tmp_path / read_split_file(split)[0].folder / "image_03" / "data" / "0000000004.png").unlink()
+    args = ["hints", "--data-path", str(tmp_path), "--split", str(split), "--format", "parquet"]
+    assert main([*args, "--height", "96", "--width", "320", "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "0 hints written" in captured.out and "1 failed" in captured.out
+    assert "0000000004.png" in captured.err and "failures.json" in captured.err
 
 
 def test_bad_values_are_reported_not_raised(tmp_path, capsys):
