@@ -155,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     hints.add_argument("--format", choices=["npy", "parquet"], default="npy")
     hints.add_argument("--height", type=_positive_int, default=320)
     hints.add_argument("--width", type=_positive_int, default=1024)
-    hints.add_argument("--matchers", choices=["parity", "fast"], default="parity")
+    hints.add_argument(
+        "--matchers",
+        choices=["parity", "fast", "quality"],
+        default="parity",
+        help="SGM candidates: as published, fewer and wider (fast), or 8-path (quality)",
+    )
     hints.add_argument("--fusion", choices=["parity", "masked"], default="parity")
     hints.add_argument(
         "--no-align-corners",

@@ -24,9 +24,16 @@ from ray.util import ActorPool
 from tqdm import tqdm
 
 from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image
-from depthhints.errors import DataFileError, DepthHintsError
-from hints_worker.fusion import FusionMode, fuse, hint_fx, resize_for_hints
-from hints_worker.sgm import MatcherMode, candidate_disparities, disparity_to_depth, make_matchers
+from depthhints.errors import ConfigError, DataFileError, DepthHintsError
+from hints_worker.fusion import FUSION_MODES, FusionMode, fuse, hint_fx, resize_for_hints
+from hints_worker.sgm import (
+    MATCHER_PRESETS,
+    MatcherMode,
+    candidate_disparities,
+    disparity_to_depth,
+    make_matchers,
+    matcher_preset,
+)
 from hints_worker.store import HintKey, HintStore, StoreManifest, hint_key, open_store
 
 FAILURES_FILE = "failures.json"
@@ -43,8 +50,19 @@ class HintConfig:
     fusion: FusionMode = "parity"
     align_corners: bool = True
 
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSION_MODES:
+            raise ConfigError(f"fusion={self.fusion!r}: expected one of {list(FUSION_MODES)}")
+        if self.matchers not in MATCHER_PRESETS:
+            raise ConfigError(
+                f"matchers={self.matchers!r}: expected one of {list(MATCHER_PRESETS)}"
+            )
+        if min(self.height, self.width) < 32:
+            raise ConfigError(f"hint resolution {self.height}x{self.width}: both must be >= 32")
+
     def manifest(self, store_format: str, data_root: str | os.PathLike) -> StoreManifest:
         settings = {k: v for k, v in asdict(self).items() if k not in ("height", "width")}
+        settings["candidates"] = matcher_preset(self.matchers).describe()
         return StoreManifest(
             format=store_format,
             height=self.height,

@@ -56,6 +56,10 @@ SSIM_C2 = 0.03**2
 SSIM_WEIGHT = 0.85
 L1_WEIGHT = 0.15
 PROJECTION_EPS = 1e-7
+CANDIDATE_CHUNK = 4
+"""Candidates whose losses are computed together: small enough for the intermediates to stay in
+cache (12 candidates at 1024×320 on one core: 0.45 s in chunks of 4, 0.67 s in one batch), and
+each candidate's loss is the same bit for bit whatever the chunk."""
 
 ImageLike = np.ndarray | torch.Tensor
 
@@ -204,17 +208,20 @@ def candidate_losses(
     align_corners: bool = True,
 ) -> torch.Tensor:
     """Photometric loss of every candidate, (K, 1, H, W); base/other are (3, H, W) in [0, 1]."""
-    n, height, width = depths.shape
+    _, height, width = depths.shape
     K, inv_K = intrinsics(width, height, fx)
-    grid = sampling_grid(depths, K, inv_K, stereo_T(side))
-    warped = F.grid_sample(
-        other.unsqueeze(0).expand(n, -1, -1, -1),
-        grid,
-        mode="bilinear",
-        padding_mode="border",
-        align_corners=align_corners,
-    )
-    return photometric_loss(warped, base.unsqueeze(0))
+    T = stereo_T(side)
+    losses = []
+    for chunk in depths.split(CANDIDATE_CHUNK):
+        warped = F.grid_sample(
+            other.unsqueeze(0).expand(len(chunk), -1, -1, -1),
+            sampling_grid(chunk, K, inv_K, T),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=align_corners,
+        )
+        losses.append(photometric_loss(warped, base.unsqueeze(0)))
+    return torch.cat(losses)
 
 
 def fuse(

@@ -1,21 +1,29 @@
-"""The 12 semi-global matchers of the hint precompute and disparity → depth (SPEC §3.2–3.4).
+"""The semi-global matchers of the hint precompute and disparity → depth (SPEC §3.2–3.4).
 
 Pure functions: no Ray, no file layout. Images are RGB uint8 (H, W, 3) at hint resolution.
 
-Candidate order (the index stored as ``argmin``) is blockSize-major: index = 4·(blockSize−1) + j
-with j over numDisparities 64, 96, 128, 160.
+The published procedure runs 12 matchers, blockSize-major: candidate index = 4·(blockSize−1) + j
+with j over numDisparities 64, 96, 128, 160 (``MATCHER_SETTINGS``). OpenCV matches with a window
+of radius ``blockSize // 2``, so blockSize 2 and 3 are the same matcher: candidates 8–11 are exact
+copies of 4–7 and, since argmin ties go to the lower index, never win. Running the 8 distinct
+ones gives the published hint and winning index bit for bit, for two thirds of the cost.
 
-Two matcher modes:
+Matcher presets (``--matchers``):
 
-- ``"parity"``: ``MODE_SGBM`` (5 directions), exactly the published settings.
-- ``"fast"``: the same 12 candidates with ``MODE_SGBM_3WAY`` (3 directions, multi-threaded by
-  OpenCV). A different aggregation, so hints change: on the reference KITTI pair the fused
-  disparity differs by a median 0.06 px, by > 1 px on ~8 % of pixels, and the winning candidate
-  on ~30 %. Not for parity runs.
+- ``"parity"``: ``MODE_SGBM`` (5 paths), the 8 distinct published candidates.
+- ``"fast"``: ``MODE_SGBM_3WAY`` with three wide-range candidates, (blockSize, numDisparities)
+  = (1, 160), (3, 128), (3, 160): about a third of the matching and fusion work. The narrow
+  ranges of the published set are what mis-match near objects (a 64-disparity matcher cannot
+  see closer than ~5 m at 1024 px), so on the reference pair and synthetic drives its hints are
+  more accurate than parity's, on fewer pixels (see docs/benchmarks.md).
+- ``"quality"``: ``MODE_HH`` (full 8-path aggregation) over the 8 distinct published candidates:
+  ~2× the matching cost, more accurate hints.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -26,7 +34,7 @@ NUM_DISPARITIES = (64, 96, 128, 160)
 MATCHER_SETTINGS: tuple[tuple[int, int], ...] = tuple(
     (block, ndisp) for block in BLOCK_SIZES for ndisp in NUM_DISPARITIES
 )
-"""(blockSize, numDisparities) per candidate, in candidate-index order."""
+"""The published (blockSize, numDisparities) per candidate, in candidate-index order."""
 
 SGBM_PARAMS = {
     "minDisparity": 0,
@@ -39,11 +47,38 @@ SGBM_PARAMS = {
 }
 """Parameters shared by all 12 matchers; disp12MaxDiff is left at OpenCV's default."""
 
-MatcherMode = Literal["parity", "fast"]
-SGBM_MODES: dict[str, int] = {
-    "parity": cv2.STEREO_SGBM_MODE_SGBM,
-    "fast": cv2.STEREO_SGBM_MODE_SGBM_3WAY,
+MatcherMode = Literal["parity", "fast", "quality"]
+
+
+def distinct_settings(settings: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Drop settings that OpenCV runs identically to an earlier one (same blockSize // 2)."""
+    seen, kept = set(), []
+    for block, ndisp in settings:
+        if (block // 2, ndisp) not in seen:
+            seen.add((block // 2, ndisp))
+            kept.append((block, ndisp))
+    return tuple(kept)
+
+
+@dataclass(frozen=True)
+class MatcherPreset:
+    """An OpenCV SGBM mode and the candidate (blockSize, numDisparities) settings to run."""
+
+    sgbm_mode: int
+    settings: tuple[tuple[int, int], ...]
+
+    def describe(self) -> dict:
+        """JSON-able description (recorded in the hint-store manifest)."""
+        return {"sgbm_mode": self.sgbm_mode, "settings": [list(s) for s in self.settings]}
+
+
+MATCHER_PRESETS: dict[str, MatcherPreset] = {
+    "parity": MatcherPreset(cv2.STEREO_SGBM_MODE_SGBM, distinct_settings(MATCHER_SETTINGS)),
+    "fast": MatcherPreset(cv2.STEREO_SGBM_MODE_SGBM_3WAY, ((1, 160), (3, 128), (3, 160))),
+    "quality": MatcherPreset(cv2.STEREO_SGBM_MODE_HH, distinct_settings(MATCHER_SETTINGS)),
 }
+PUBLISHED = MatcherPreset(cv2.STEREO_SGBM_MODE_SGBM, MATCHER_SETTINGS)
+"""All 12 published matchers, duplicates included (the baseline and the tests run these)."""
 
 BASELINE = 0.1
 """Nominal stereo baseline in network units (SPEC §2.2); × 5.4 gives metres."""
@@ -52,14 +87,21 @@ DEPTH_EPS = 1e-7
 SIDES = ("l", "r")
 
 
-def make_matchers(mode: MatcherMode = "parity") -> list[cv2.StereoSGBM]:
-    """Build the 12 SGBM matchers in candidate order."""
-    if mode not in SGBM_MODES:
-        raise ValueError(f"unknown matcher mode {mode!r}; expected one of {sorted(SGBM_MODES)}")
+def matcher_preset(mode: MatcherMode) -> MatcherPreset:
+    """The preset named ``mode``; a clear error for an unknown name."""
+    if mode not in MATCHER_PRESETS:
+        raise ValueError(f"unknown matcher mode {mode!r}; expected one of {list(MATCHER_PRESETS)}")
+    return MATCHER_PRESETS[mode]
+
+
+def make_matchers(preset: MatcherMode | MatcherPreset = "parity") -> list[cv2.StereoSGBM]:
+    """Build the matchers of a preset (or preset name), in candidate order."""
+    if not isinstance(preset, MatcherPreset):
+        preset = matcher_preset(preset)
     matchers = []
-    for block, ndisp in MATCHER_SETTINGS:
+    for block, ndisp in preset.settings:
         matcher = cv2.StereoSGBM_create(numDisparities=ndisp, blockSize=block, **SGBM_PARAMS)
-        matcher.setMode(SGBM_MODES[mode])
+        matcher.setMode(preset.sgbm_mode)
         matchers.append(matcher)
     return matchers
 

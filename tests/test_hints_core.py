@@ -27,6 +27,7 @@ from hints_worker.fusion import (
 )
 from hints_worker.sgm import (
     MATCHER_SETTINGS,
+    PUBLISHED,
     candidate_disparities,
     disparity_to_depth,
     make_matchers,
@@ -61,23 +62,32 @@ def test_matcher_settings_order():
             assert MATCHER_SETTINGS[4 * (block - 1) + j] == (block, ndisp)
 
 
+def _check_shared_parameters(matcher: cv2.StereoSGBM) -> None:
+    assert matcher.getMinDisparity() == 0
+    assert (matcher.getP1(), matcher.getP2()) == (36, 288)
+    assert matcher.getPreFilterCap() == 63
+    assert matcher.getUniquenessRatio() == 10
+    assert matcher.getSpeckleWindowSize() == 100
+    assert matcher.getSpeckleRange() == 16
+    assert matcher.getDisp12MaxDiff() == 0
+
+
 @pytest.mark.parametrize(
-    ("mode", "cv_mode"),
-    [("parity", cv2.STEREO_SGBM_MODE_SGBM), ("fast", cv2.STEREO_SGBM_MODE_SGBM_3WAY)],
+    ("preset", "cv_mode", "settings"),
+    [
+        (PUBLISHED, cv2.STEREO_SGBM_MODE_SGBM, MATCHER_SETTINGS),
+        ("parity", cv2.STEREO_SGBM_MODE_SGBM, MATCHER_SETTINGS[:8]),
+        ("fast", cv2.STEREO_SGBM_MODE_SGBM_3WAY, ((1, 160), (3, 128), (3, 160))),
+        ("quality", cv2.STEREO_SGBM_MODE_HH, MATCHER_SETTINGS[:8]),
+    ],
 )
-def test_matcher_parameters(mode, cv_mode):
-    matchers = make_matchers(mode)
-    assert len(matchers) == 12
-    for matcher, (block, ndisp) in zip(matchers, MATCHER_SETTINGS, strict=True):
+def test_matcher_parameters(preset, cv_mode, settings):
+    matchers = make_matchers(preset)
+    assert len(matchers) == len(settings)
+    for matcher, (block, ndisp) in zip(matchers, settings, strict=True):
         assert (matcher.getBlockSize(), matcher.getNumDisparities()) == (block, ndisp)
-        assert matcher.getMinDisparity() == 0
-        assert (matcher.getP1(), matcher.getP2()) == (36, 288)
-        assert matcher.getPreFilterCap() == 63
-        assert matcher.getUniquenessRatio() == 10
-        assert matcher.getSpeckleWindowSize() == 100
-        assert matcher.getSpeckleRange() == 16
-        assert matcher.getDisp12MaxDiff() == 0
         assert matcher.getMode() == cv_mode
+        _check_shared_parameters(matcher)
 
 
 def test_unknown_modes_rejected():
@@ -113,7 +123,7 @@ def test_hint_focal_and_stereo_T():
 def test_right_base_is_matched_mirrored():
     d = 10
     left, right = _textured_pair(d)
-    matchers = make_matchers()
+    matchers = make_matchers(PUBLISHED)
     disp_l = candidate_disparities(left, right, "l", matchers)
     disp_r = candidate_disparities(right, left, "r", matchers)
     assert disp_l.shape == disp_r.shape == (12, *left.shape[:2])
@@ -171,6 +181,22 @@ def test_matches_reference_hints(real_pair, side, align_corners):
     assert argmin.shape == ref_argmin.shape and argmin.dtype == np.uint8
     assert np.mean(argmin == ref_argmin) >= MIN_AGREEMENT
     assert np.mean(hint == ref_hint) >= MIN_AGREEMENT
+
+
+@pytest.mark.parametrize("side", ["l", "r"])
+def test_skipping_duplicate_matchers_changes_nothing(real_pair, side):
+    """OpenCV runs blockSize 2 and 3 alike, so parity's 8 matchers fuse like the published 12."""
+    views, depths = real_pair
+    base, other = views[side]
+    published = disparity_to_depth(
+        candidate_disparities(base, other, side, make_matchers(PUBLISHED)), hint_fx()
+    )
+    np.testing.assert_array_equal(published[4:8], published[8:12])
+    np.testing.assert_array_equal(published[:8], depths[side])
+    for ours, theirs in zip(
+        fuse(base, other, depths[side], side), fuse(base, other, published, side), strict=True
+    ):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("side", ["l", "r"])
