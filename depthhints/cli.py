@@ -9,6 +9,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from depthhints.errors import DepthHintsError
 
 
@@ -131,6 +133,39 @@ def cmd_hints(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hints_quality(args: argparse.Namespace) -> int:
+    import json
+
+    from depthhints.data.kitti import KittiRawLayout
+    from hints_worker.quality import evaluate_store
+    from hints_worker.store import open_store
+
+    layout = KittiRawLayout(args.data_path)
+    report = []
+    print(
+        f"{'store':40s} {'matchers':>8s} {'fusion':>7s} {'images':>6s} "
+        f"{'coverage':>8s} {'abs rel':>8s} {'d<1.25':>7s}"
+    )
+    for root in args.stores:
+        store = open_store(root)
+        keys = sorted(store.keys())
+        if args.limit and len(keys) > args.limit:
+            keys = [keys[i] for i in np.linspace(0, len(keys) - 1, args.limit).astype(int)]
+        quality = evaluate_store(store, layout, keys)
+        config = store.manifest.config if store.manifest else {}
+        matchers, fusion = config.get("matchers", "?"), config.get("fusion", "?")
+        report.append(
+            {"store": str(root), "matchers": matchers, "fusion": fusion, **quality.as_dict()}
+        )
+        print(
+            f"{str(root)[-40:]:40s} {matchers:>8s} {fusion:>7s} {quality.images:6d} "
+            f"{quality.coverage:8.3f} {quality.abs_rel:8.4f} {quality.delta1:7.3f}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="depthhints", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     hints.add_argument("--workers", type=_positive_int, help="actors (default: one per CPU)")
     hints.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto')")
     hints.set_defaults(func=cmd_hints)
+
+    quality = commands.add_parser(
+        "hints-quality",
+        help="coverage, abs rel and d<1.25 of hint stores against dense GT or LiDAR",
+    )
+    quality.add_argument("stores", nargs="+", help="hint stores to evaluate (one row each)")
+    quality.add_argument("--data-path", required=True, help="the KITTI raw root the hints are of")
+    quality.add_argument(
+        "--limit", type=_positive_int, help="evaluate this many images, evenly spread"
+    )
+    quality.add_argument("--json", help="also write the table as JSON to this file")
+    quality.set_defaults(func=cmd_hints_quality)
 
     demo = commands.add_parser("demo", help="run the pipeline on a small synthetic drive")
     demo.add_argument("--out", default="outputs/demo", help="output folder")
