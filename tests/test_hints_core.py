@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from hints_worker.fusion import (
@@ -32,6 +31,7 @@ from hints_worker.sgm import (
     disparity_to_depth,
     make_matchers,
 )
+from tests.oracles import plain_fusion, published_hint
 
 REFERENCE = Path(__file__).parent / "fixtures" / "reference_hints"
 KITTI_PAIR = Path(__file__).parent / "fixtures" / "kitti_object_stereo"
@@ -183,6 +183,13 @@ def test_matches_reference_hints(real_pair, side, align_corners):
     assert np.mean(hint == ref_hint) >= MIN_AGREEMENT
 
 
+def test_published_procedure_oracle_reproduces_reference():
+    """The benchmark's baseline (tests/oracles.py) is itself the published procedure."""
+    hint = published_hint(REFERENCE / "right_1024x320.png", REFERENCE / "left_1024x320.png", "r")
+    reference = np.load(REFERENCE / "align_corners_true" / "hint_r.npy")[0]
+    assert np.mean(hint == reference) >= MIN_AGREEMENT
+
+
 @pytest.mark.parametrize("side", ["l", "r"])
 def test_skipping_duplicate_matchers_changes_nothing(real_pair, side):
     """OpenCV runs blockSize 2 and 3 alike, so parity's 8 matchers fuse like the published 12."""
@@ -216,48 +223,6 @@ def test_masked_mode_on_real_pair(real_pair, side):
 # --- oracle (b): a plain statement of SPEC §3.5 ------------------------------------------------
 
 
-def _plain_fusion(base, other, depths, side, align_corners):
-    """Back-project, transform, project, sample, SSIM+L1 loss, argmin — written out plainly."""
-    n, height, width = depths.shape
-    K = np.array([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32)
-    K[0, :] *= width
-    K[1, :] *= height
-    inv_K = torch.from_numpy(np.linalg.pinv(K)).expand(n, 4, 4)
-    K = torch.from_numpy(K).expand(n, 4, 4)
-    T = torch.eye(4).expand(n, 4, 4).clone()
-    T[:, 0, 3] = -0.1 if side == "l" else 0.1
-
-    xs, ys = np.meshgrid(range(width), range(height), indexing="xy")
-    pix = np.stack([xs.ravel(), ys.ravel(), np.ones(height * width)]).astype(np.float32)
-    pix = torch.from_numpy(pix).expand(n, 3, height * width)
-    cam = depths.view(n, 1, -1) * torch.matmul(inv_K[:, :3, :3], pix)
-    cam = torch.cat([cam, torch.ones(n, 1, height * width)], 1)
-    proj = torch.matmul(torch.matmul(K, T)[:, :3, :], cam)
-    uv = proj[:, :2] / (proj[:, 2:3] + 1e-7)
-    uv = uv.view(n, 2, height, width).permute(0, 2, 3, 1)
-    u = (uv[..., 0] / (width - 1) - 0.5) * 2
-    v = (uv[..., 1] / (height - 1) - 0.5) * 2
-    grid = torch.stack([u, v], -1)
-    warped = F.grid_sample(
-        other.expand(n, -1, -1, -1), grid, "bilinear", "border", align_corners=align_corners
-    )
-    target = base.expand(n, -1, -1, -1)
-
-    pool, pad = torch.nn.AvgPool2d(3, 1), torch.nn.ReflectionPad2d(1)
-    x, y = pad(warped), pad(target)
-    mu_x, mu_y = pool(x), pool(y)
-    sigma_x = pool(x * x) - mu_x**2
-    sigma_y = pool(y * y) - mu_y**2
-    sigma_xy = pool(x * y) - mu_x * mu_y
-    n_ssim = (2 * mu_x * mu_y + 1e-4) * (2 * sigma_xy + 9e-4)
-    d_ssim = (mu_x**2 + mu_y**2 + 1e-4) * (sigma_x + sigma_y + 9e-4)
-    ssim_term = torch.clamp((1 - n_ssim / d_ssim) / 2, 0, 1).mean(1, True)
-    l1 = torch.abs(target - warped).mean(1, True)
-    loss = 0.85 * ssim_term + 0.15 * l1
-    best = torch.argmin(loss, 0)
-    return torch.gather(depths, 0, best)[0].numpy(), best[0].numpy()
-
-
 def _random_case(seed: int, n: int = 12, height: int = 24, width: int = 40):
     rng = np.random.default_rng(seed)
     base = rng.random((height, width, 3), dtype=np.float32)
@@ -270,11 +235,11 @@ def _random_case(seed: int, n: int = 12, height: int = 24, width: int = 40):
 @pytest.mark.parametrize("align_corners", [True, False])
 @pytest.mark.parametrize("side", ["l", "r"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_plain_fusion(seed, side, align_corners):
+def test_matchesplain_fusion(seed, side, align_corners):
     base, other, depths = _random_case(seed)
     hint, argmin = fuse(base, other, depths, side, align_corners=align_corners)
     chw = [torch.from_numpy(img).permute(2, 0, 1)[None] for img in (base, other)]
-    plain_hint, plain_argmin = _plain_fusion(*chw, torch.from_numpy(depths), side, align_corners)
+    plain_hint, plain_argmin = plain_fusion(*chw, torch.from_numpy(depths), side, align_corners)
     assert np.mean(argmin == plain_argmin) >= MIN_AGREEMENT
     assert np.mean(hint == plain_hint) >= MIN_AGREEMENT
 
