@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--matchers",
         choices=["parity", "fast", "quality"],
         default="parity",
-        help="SGM candidates: as published, fewer and wider (fast), or 8-path (quality)",
+        help="SGM candidates: as published, the 2 wide-range ones (fast), or 8-path (quality)",
     )
     hints.add_argument("--fusion", choices=["parity", "masked"], default="parity")
     hints.add_argument(

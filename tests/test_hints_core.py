@@ -77,7 +77,7 @@ def _check_shared_parameters(matcher: cv2.StereoSGBM) -> None:
     [
         (PUBLISHED, cv2.STEREO_SGBM_MODE_SGBM, MATCHER_SETTINGS),
         ("parity", cv2.STEREO_SGBM_MODE_SGBM, MATCHER_SETTINGS[:8]),
-        ("fast", cv2.STEREO_SGBM_MODE_SGBM_3WAY, ((1, 160), (3, 128), (3, 160))),
+        ("fast", cv2.STEREO_SGBM_MODE_SGBM, ((1, 160), (3, 160))),
         ("quality", cv2.STEREO_SGBM_MODE_HH, MATCHER_SETTINGS[:8]),
     ],
 )
