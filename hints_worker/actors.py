@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -169,20 +169,34 @@ class HintWorker:
         self.store = open_store(store_root, manifest)
         self.config = config
         self.matchers = make_matchers(config.matchers)
+        self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
 
     def process(self, jobs: Sequence[FrameJob]) -> list[FrameResult]:
-        """Compute a batch and flush it, so that every reported hint is on disk."""
+        """Compute a batch and flush it, so that every reported hint is on disk.
+
+        Ray retries the batch of an actor that died, possibly after the batch was flushed but
+        before the reply got through. A restarted actor therefore reports the hints already in
+        the store as written instead of storing them again (a Parquet store would hold the key
+        twice).
+        """
         results = []
         for job in jobs:
             _maybe_crash(job)
+            keys = [(job.folder, job.frame, side) for side in job.sides]
+            stored = [key for key in keys if self.restarted and key in self.store]
+            job = replace(job, sides=tuple(key[2] for key in keys if key not in stored))
             try:
-                results.append(
+                result = (
                     compute_frame(job, self.layout, self.config, self.matchers, self.store)
+                    if job.sides
+                    else FrameResult()
                 )
             except Exception as error:  # any per-frame failure is recorded; the run goes on
                 reason = f"{type(error).__name__}: {error}"
-                keys = [(job.folder, job.frame, side) for side in job.sides]
-                results.append(FrameResult(failures=[Failure(key, reason) for key in keys]))
+                failed = [key for key in keys if key not in stored]
+                result = FrameResult(failures=[Failure(key, reason) for key in failed])
+            result.written[:0] = stored
+            results.append(result)
         self.store.flush()
         return results
 
