@@ -5,7 +5,8 @@ one resize. Frames already in the store are skipped (resume). Batches of frames 
 ``ray.util.ActorPool``; each actor owns its matchers (``cv2.setNumThreads(1)``: one core each)
 and writes straight into the store, flushing before it returns, so a reported result is on disk.
 Ray restarts a dead actor and retries its batch; an unreadable image is recorded as a failure
-(path and reason) while every other frame completes.
+(path and reason) while every other frame completes. On a cluster whose every node has GPUs,
+each actor gets a share of one and runs the fusion there (matching stays on the CPU).
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def compute_frame(
     config: HintConfig,
     matchers: list[cv2.StereoSGBM],
     store: HintStore,
+    device: str = "cpu",
 ) -> FrameResult:
     """Hints for the requested sides of one frame, written to ``store``."""
     result = FrameResult()
@@ -133,7 +135,9 @@ def compute_frame(
     for key, side in zip(keys, job.sides, strict=True):
         base, other = images[side], images["r" if side == "l" else "l"]
         depths = disparity_to_depth(candidate_disparities(base, other, side, matchers), fx)
-        hint, _ = fuse(base, other, depths, side, fx, config.fusion, config.align_corners)
+        hint, _ = fuse(
+            base, other, depths, side, fx, config.fusion, config.align_corners, device=device
+        )
         store.write(key, hint)
         result.written.append(key)
     return result
@@ -170,6 +174,8 @@ class HintWorker:
         self.config = config
         self.matchers = make_matchers(config.matchers)
         self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        # Ray sets CUDA_VISIBLE_DEVICES to the GPU share it granted this actor, if any.
+        self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
     def process(self, jobs: Sequence[FrameJob]) -> list[FrameResult]:
         """Compute a batch and flush it, so that every reported hint is on disk.
@@ -187,7 +193,9 @@ class HintWorker:
             job = replace(job, sides=tuple(key[2] for key in keys if key not in stored))
             try:
                 result = (
-                    compute_frame(job, self.layout, self.config, self.matchers, self.store)
+                    compute_frame(
+                        job, self.layout, self.config, self.matchers, self.store, self.device
+                    )
                     if job.sides
                     else FrameResult()
                 )
@@ -199,6 +207,20 @@ class HintWorker:
             results.append(result)
         self.store.flush()
         return results
+
+
+def gpu_share(nodes: Iterable[dict]) -> float:
+    """GPU fraction to give each one-CPU actor so that the fusion runs on GPUs (``ray.nodes()``).
+
+    Every node's CPUs can then hold an actor: the share is the smallest GPUs-per-CPU ratio over
+    the live nodes (at most 1), and 0 — CPU fusion — if any node with CPUs has no GPU.
+    """
+    ratios = [
+        node["Resources"].get("GPU", 0) / node["Resources"]["CPU"]
+        for node in nodes
+        if node.get("Alive") and node["Resources"].get("CPU", 0) >= 1
+    ]
+    return min(1.0, *ratios) if ratios else 0.0
 
 
 @contextmanager
@@ -254,8 +276,9 @@ def precompute_hints(
     if jobs:
         with ray_session():
             count = min(workers or int(ray.cluster_resources().get("CPU", 1)) or 1, len(jobs))
+            gpus = gpu_share(ray.nodes())
             actors = [
-                HintWorker.remote(
+                HintWorker.options(num_gpus=gpus).remote(
                     str(layout.root), layout.image_ext, str(store_root), manifest, config
                 )
                 for _ in range(count)

@@ -11,7 +11,13 @@ import ray
 
 from depthhints.data import synthetic as syn
 from depthhints.data.kitti import KittiRawLayout, load_image, read_split_file
-from hints_worker.actors import CRASH_ONCE_ENV, FAILURES_FILE, HintConfig, precompute_hints
+from hints_worker.actors import (
+    CRASH_ONCE_ENV,
+    FAILURES_FILE,
+    HintConfig,
+    gpu_share,
+    precompute_hints,
+)
 from hints_worker.fusion import fuse_pair, resize_for_hints
 from hints_worker.store import hint_key, open_store
 
@@ -103,3 +109,17 @@ def test_a_killed_actor_is_restarted_and_nothing_is_lost_or_duplicated(drive, cl
     rows = [key for key, _ in store.iter_rows()]
     assert sorted(rows) == sorted(keys)  # every item exactly once
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def _node(cpus: float, gpus: float = 0, alive: bool = True) -> dict:
+    resources = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+    return {"Alive": alive, "Resources": resources}
+
+
+def test_gpu_share_only_when_every_node_can_hold_its_actors():
+    assert gpu_share([_node(16)]) == 0
+    assert gpu_share([_node(16, 1)]) == 1 / 16
+    assert gpu_share([_node(16, 2), _node(8, 2)]) == 2 / 16  # the scarcer node sets the share
+    assert gpu_share([_node(2, 4)]) == 1  # never more than one GPU per actor
+    assert gpu_share([_node(16, 1), _node(16)]) == 0  # a CPU-only node could hold no actor
+    assert gpu_share([_node(16, 1), _node(16, alive=False), _node(0, 8)]) == 1 / 16
