@@ -123,7 +123,8 @@ def cmd_hints(args: argparse.Namespace) -> int:
         )
     print(
         f"{summary.written} hints written, {summary.skipped} already in {summary.store}, "
-        f"{len(summary.failures)} failed"
+        f"{len(summary.failures)} failed ({summary.images_per_second:.2f} images/s after "
+        f"{summary.startup_seconds:.1f} s of actor start-up)"
     )
     if summary.failures:
         for failure in summary.failures[:10]:

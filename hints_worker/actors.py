@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -177,6 +178,10 @@ class HintWorker:
         # Ray sets CUDA_VISIBLE_DEVICES to the GPU share it granted this actor, if any.
         self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
+    def ready(self) -> bool:
+        """Returns once the actor is constructed."""
+        return True
+
     def process(self, jobs: Sequence[FrameJob]) -> list[FrameResult]:
         """Compute a batch and flush it, so that every reported hint is on disk.
 
@@ -244,10 +249,20 @@ class Summary:
     skipped: int
     failures: list[Failure]
     store: Path
+    startup_seconds: float = 0.0
+    """From the start of the run until every actor was ready."""
+    compute_seconds: float = 0.0
+    """From then until the last result."""
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def images_per_second(self) -> float:
+        """Throughput once the actors are up (what a long run sustains)."""
+        done = self.written + len(self.failures)
+        return done / self.compute_seconds if self.compute_seconds else 0.0
 
 
 def precompute_hints(
@@ -272,8 +287,9 @@ def precompute_hints(
     requested = {hint_key(item) for item in items}
     jobs = plan_jobs(items, open_store(store_root, manifest).keys())
     todo = sum(len(job.sides) for job in jobs)
-    written, failures = 0, []
+    written, failures, startup, compute = 0, [], 0.0, 0.0
     if jobs:
+        start = time.perf_counter()
         with ray_session():
             count = min(workers or int(ray.cluster_resources().get("CPU", 1)) or 1, len(jobs))
             gpus = gpu_share(ray.nodes())
@@ -283,6 +299,8 @@ def precompute_hints(
                 )
                 for _ in range(count)
             ]
+            ray.get([actor.ready.remote() for actor in actors])
+            startup = time.perf_counter() - start
             batches = [jobs[i : i + frames_per_task] for i in range(0, len(jobs), frames_per_task)]
             tasks = ActorPool(actors).map_unordered(
                 lambda a, batch: a.process.remote(batch), batches
@@ -293,10 +311,12 @@ def precompute_hints(
                         written += len(result.written)
                         failures += result.failures
                         bar.update(len(result.written) + len(result.failures))
+            compute = time.perf_counter() - start - startup
             for actor in actors:
                 ray.kill(actor)
     _write_failures(Path(store_root), failures)
-    return Summary(written, len(requested) - todo, failures, Path(store_root))
+    skipped = len(requested) - todo
+    return Summary(written, skipped, failures, Path(store_root), startup, compute)
 
 
 def _write_failures(store_root: Path, failures: list[Failure]) -> None:

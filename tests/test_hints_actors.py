@@ -51,6 +51,8 @@ def test_every_item_computed_once_and_resumed(drive, cluster, tmp_path, store_fo
     )
     keys = {hint_key(item) for item in items}
     assert summary.ok and summary.written == len(keys) and summary.skipped == 0
+    assert summary.startup_seconds > 0 and summary.compute_seconds > 0
+    assert summary.images_per_second == len(keys) / summary.compute_seconds
     store = open_store(tmp_path)
     assert store.keys() == keys
 
@@ -72,6 +74,14 @@ def test_every_item_computed_once_and_resumed(drive, cluster, tmp_path, store_fo
 
     again = precompute_hints(items, root, tmp_path, CONFIG, store_format, workers=2, progress=False)
     assert again.written == 0 and again.skipped == len(keys)
+
+    if store_format == "parquet":  # training streams the shards with Ray Data
+        rows = ray.data.read_parquet(str(store.shard_dir)).take_all()
+        streamed = {(f"{r['date']}/{r['drive']}", r["frame"], r["side"]): r for r in rows}
+        assert streamed.keys() == keys
+        row = streamed[(folder, frame, "l")]
+        depth = np.asarray(row["depth"], np.float32).reshape(row["height"], row["width"])
+        np.testing.assert_array_equal(depth, store.read((folder, frame, "l")))
 
 
 def test_bad_images_are_reported_and_the_rest_completes(drive, cluster, tmp_path):
