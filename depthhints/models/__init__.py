@@ -2,6 +2,7 @@
 
 from depthhints.models.checkpoint import encoder_checkpoint, filter_state_dict
 from depthhints.models.decoder import Conv3x3, ConvBlock, DepthDecoder, disp_to_depth
+from depthhints.models.depth_net import DepthNet, LoadedDepthNet, infer_num_layers, load_depth_net
 from depthhints.models.encoder import (
     INPUT_MEAN,
     INPUT_STD,
@@ -27,6 +28,8 @@ __all__ = [
     "Conv3x3",
     "ConvBlock",
     "DepthDecoder",
+    "DepthNet",
+    "LoadedDepthNet",
     "PoseCNN",
     "PoseDecoder",
     "ResnetEncoder",
@@ -36,6 +39,8 @@ __all__ = [
     "encoder_checkpoint",
     "filter_state_dict",
     "get_translation_matrix",
+    "infer_num_layers",
+    "load_depth_net",
     "load_imagenet_state_dict",
     "rot_from_axisangle",
     "scale_posecnn_translation",
