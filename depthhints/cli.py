@@ -167,6 +167,103 @@ def cmd_hints_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from depthhints.predict import report, run_predict
+
+    summary = run_predict(
+        args.load_weights_folder,
+        args.inputs,
+        args.out,
+        exts=args.ext.split(","),
+        batch_size=args.batch_size,
+        device=args.device,
+        colormap=not args.no_colormap,
+    )
+    report(summary)
+    return 0 if summary.ok else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from depthhints.export import export_depth_net, verify_export, write_metadata
+
+    result = export_depth_net(args.load_weights_folder, args.out, args.format, args.opset)
+    for fmt, path in result.files.items():
+        print(f"{fmt:12s} {path}")
+    meta = result.metadata
+    print(
+        f"input '{meta['input']['name']}' (batch, 3, {meta['height']}, {meta['width']}) RGB in "
+        f"[0, 1]; output '{meta['output']['name']}' = scaled disparity; {meta['depth']}, "
+        f"{meta['depth_unit']}"
+    )
+    if args.no_verify:
+        return 0
+    diffs = verify_export(args.out, args.load_weights_folder, args.verify_image)
+    meta["verification"] = {
+        "image": str(args.verify_image or "synthetic noise"),
+        "batch": 2,
+        "max_abs_diff_vs_pytorch": diffs,
+    }
+    write_metadata(args.out, meta)
+    worst = max(diffs.values())
+    print(
+        "max abs difference vs PyTorch: "
+        + ", ".join(f"{fmt} {diff:.2e}" for fmt, diff in diffs.items())
+    )
+    if worst > args.tolerance:
+        print(
+            f"depthhints: error: exported output differs from PyTorch by {worst:.2e} "
+            f"(> {args.tolerance:g}); do not use this export",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _add_predict_export_parsers(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="depth maps (.npy at the input size, coloured .png) for images with a weights folder",
+    )
+    predict.add_argument(
+        "--load-weights-folder", required=True, help="folder with encoder.pth and depth.pth"
+    )
+    predict.add_argument(
+        "inputs", nargs="+", help="image files, folders (non-recursive) or quoted globs"
+    )
+    predict.add_argument("--out", required=True, help="folder for <stem>_depth.npy/.png")
+    predict.add_argument(
+        "--ext",
+        default="jpg,jpeg,png",
+        help="comma-separated extensions searched in folders (default: %(default)s)",
+    )
+    predict.add_argument("--batch-size", type=_positive_int, default=8)
+    predict.add_argument(
+        "--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu"
+    )
+    predict.add_argument("--no-colormap", action="store_true", help="skip the coloured .png")
+    predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser(
+        "export", help="export the depth network to ONNX and TorchScript (+ export.json)"
+    )
+    export.add_argument(
+        "--load-weights-folder", required=True, help="folder with encoder.pth and depth.pth"
+    )
+    export.add_argument("--out", required=True, help="folder for the exported files")
+    export.add_argument(
+        "--format", nargs="+", choices=["onnx", "torchscript"], default=["onnx", "torchscript"]
+    )
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset, 11..20 (default 17)")
+    export.add_argument(
+        "--verify-image", help="image to compare exported and PyTorch outputs on (default: noise)"
+    )
+    export.add_argument("--no-verify", action="store_true", help="skip the comparison")
+    export.add_argument(
+        "--tolerance", type=float, default=1e-3, help="max abs disparity difference accepted"
+    )
+    export.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="depthhints", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -223,7 +320,338 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="outputs/demo", help="output folder")
     _add_dataset_arguments(demo, frames=20)
     demo.set_defaults(func=cmd_demo)
+    _add_predict_export_parsers(commands)
+    _add_evaluate_parsers(commands)
     return parser
+
+
+_EVAL_MODE_HINT = (
+    "give exactly one of --eval-stereo (stereo-trained models: x5.4, no median scaling) or "
+    "--eval-mono (per-image median scaling). The Depth Hints README's eval command uses "
+    "--use_stereo, which is a training flag (README pitfall P-1)"
+)
+
+
+class _UseStereoAction(argparse.Action):
+    """Turns the README's mistaken ``--use_stereo`` into a clear error (pitfall P-1)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} is not an evaluation mode: {_EVAL_MODE_HINT}")
+
+
+def _eval_device(name: str | None) -> str:
+    import torch
+
+    from depthhints.errors import ConfigError
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu")
+    return name
+
+
+def cmd_export_gt(args: argparse.Namespace) -> int:
+    from depthhints.data.kitti import KittiRawLayout, load_split, read_split_file
+    from depthhints.errors import MissingDataError
+    from depthhints.evaluate import export_gt_depths
+
+    root = Path(args.data_path)
+    if not root.is_dir():
+        raise MissingDataError(f"{root}: KITTI data root not found; check --data-path")
+    items = read_split_file(args.split_file) if args.split_file else load_split(args.split, "test")
+    out = Path(args.out) if args.out else root / f"gt_depths_{args.split}.npz"
+    start = time.perf_counter()
+    # Only LiDAR/GT files are read, so the image extension does not matter here.
+    export_gt_depths(KittiRawLayout(root, image_ext=".png"), items, args.split, out, progress=True)
+    print(
+        f"wrote {len(items)} {args.split} ground-truth depth maps to {out} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+def _check_counts(count: int, gt_depths: list | None, gt_path: Path | None, what: str) -> None:
+    from depthhints.errors import ConfigError
+    from depthhints.evaluate import COUNT_MISMATCH_HINT
+
+    if gt_depths is not None and count != len(gt_depths):
+        raise ConfigError(
+            f"{count} {what} but {len(gt_depths)} ground-truth depth maps "
+            f"in {gt_path}: {COUNT_MISMATCH_HINT}"
+        )
+
+
+def _eval_predictions(
+    args: argparse.Namespace, gt_depths: list | None, gt_path: Path | None
+) -> tuple[np.ndarray, str]:
+    """The (N, H, W) scaled disparities to score, and where they came from."""
+    from depthhints import evaluate as ev
+    from depthhints.errors import ConfigError
+
+    if args.ext_disp_to_eval:
+        disps = ev.load_pred_disps(args.ext_disp_to_eval)
+        print(
+            f"-> loaded {len(disps)} disparities of {disps.shape[1:]} from {args.ext_disp_to_eval}"
+        )
+        if args.post_process:
+            print(
+                "-> note: --post-process needs the network; saved disparities are used as they are"
+            )
+        if args.eval_eigen_to_benchmark:
+            disps = ev.eigen_to_benchmark(disps)
+            print(f"-> re-indexed the Eigen predictions to {len(disps)} eigen_benchmark frames")
+        return disps, str(args.ext_disp_to_eval)
+
+    from depthhints.data.kitti import KittiRawLayout, load_split, read_split_file
+    from depthhints.models.depth_net import load_depth_net
+
+    if args.load_weights_folder is None:
+        raise ConfigError(
+            "give --load-weights-folder (a network to run) or --ext-disp-to-eval (saved "
+            "disparities)"
+        )
+    if args.data_path is None:
+        raise ConfigError("--data-path (the KITTI raw root holding the test images) is required")
+    if args.num_workers < 0:
+        raise ConfigError(f"--num-workers must be 0 or more, got {args.num_workers}")
+    if args.eval_eigen_to_benchmark:
+        raise ConfigError(
+            "--eval-eigen-to-benchmark re-indexes saved 697-image Eigen predictions; use it with "
+            "--ext-disp-to-eval, or run the network directly with --eval-split eigen_benchmark"
+        )
+    if args.split_file:
+        items = read_split_file(args.split_file)
+    else:
+        items = load_split(args.eval_split, "test")
+    split_name = args.split_file or f"the bundled {args.eval_split} test list"
+    _check_counts(len(items), gt_depths, gt_path, f"test items in {split_name}")
+    device = _eval_device(args.device)
+    loaded = load_depth_net(args.load_weights_folder, device=device)
+    if loaded.use_stereo and args.eval_mono:
+        print(
+            "-> note: this model was trained with stereo; --eval-mono median-scales it and "
+            "flatters it (monodepth2 #390), --eval-stereo gives the comparable numbers",
+            file=sys.stderr,
+        )
+    if not loaded.use_stereo and args.eval_stereo:
+        print(
+            "-> note: this model was trained without stereo, so its depth is not metric; "
+            "x5.4 is only meaningful for stereo-trained models",
+            file=sys.stderr,
+        )
+    dataset = ev.EvalImageDataset(
+        KittiRawLayout(args.data_path), items, loaded.height, loaded.width
+    )
+    print(
+        f"-> predicting {len(dataset)} images at {loaded.width}x{loaded.height} with "
+        f"ResNet{loaded.num_layers} on {device}"
+        + (" with post-processing" if args.post_process else "")
+    )
+    disps = ev.predict_disparities(
+        loaded.net,
+        dataset,
+        post_process=args.post_process,
+        device=device,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+    )
+    return disps, str(args.load_weights_folder)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from depthhints import evaluate as ev
+    from depthhints.errors import ConfigError
+
+    split = args.eval_split
+    gt_path, gt_depths = None, None
+    if not args.no_eval and split != "benchmark":  # read the GT first: fail before predicting
+        if args.gt:
+            gt_path = Path(args.gt)
+        elif args.data_path:
+            gt_path = Path(args.data_path) / f"gt_depths_{split}.npz"
+        else:
+            raise ConfigError(
+                "give --gt FILE (from `depthhints export-gt`) or --data-path with "
+                f"<data-path>/gt_depths_{split}.npz"
+            )
+        gt_depths = ev.load_gt_depths(gt_path)
+    disps, source = _eval_predictions(args, gt_depths, gt_path)
+    weights = Path(args.load_weights_folder) if args.load_weights_folder else None
+
+    if args.save_pred_disps is not None:
+        if args.save_pred_disps:
+            path = Path(args.save_pred_disps)
+        elif weights is not None:
+            path = weights / f"disps_{split}_split.npy"
+        else:
+            raise ConfigError("--save-pred-disps needs a file name when no weights folder is given")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, disps)
+        print(f"-> saved {len(disps)} predicted disparities to {path}")
+    if args.no_eval:
+        print("-> evaluation disabled (--no-eval)")
+        return 0
+
+    if split == "benchmark":
+        if args.benchmark_out:
+            out_dir = Path(args.benchmark_out)
+        elif weights is not None:
+            out_dir = weights / "benchmark_predictions"
+        else:
+            out_dir = Path(args.ext_disp_to_eval).parent / "benchmark_predictions"
+        factor = args.pred_depth_scale_factor or ev.STEREO_SCALE_FACTOR
+        written = ev.export_benchmark_pngs(disps, out_dir, scale_factor=factor)
+        print(
+            f"-> wrote {len(written)} KITTI benchmark PNGs (depth = {factor:g} / disparity) to "
+            f"{out_dir}; the benchmark has no local ground truth, so no metrics"
+        )
+        return 0
+
+    _check_counts(len(disps), gt_depths, gt_path, f"predictions ({source})")
+    result = ev.evaluate_predictions(
+        disps,
+        gt_depths,
+        split,
+        stereo=args.eval_stereo,
+        median_scaling=False if args.disable_median_scaling else None,
+        pred_depth_scale_factor=args.pred_depth_scale_factor,
+    )
+    mode = "stereo" if args.eval_stereo else "mono"
+    scaling = "per-image median scaling" if result.median_scaling else "no median scaling"
+    print(
+        f"-> {mode} evaluation of {result.num_images} images on {split} ({gt_path}): "
+        f"depth x {result.scale_factor:g}, {scaling}"
+    )
+    print(result.format())
+    if args.json:
+        payload = {
+            "mode": mode,
+            "predictions": source,
+            "post_process": bool(args.post_process and not args.ext_disp_to_eval),
+            "gt": str(gt_path),
+            **result.as_dict(),
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"-> metrics written to {args.json}")
+    return 0
+
+
+def _add_evaluate_parsers(commands: argparse._SubParsersAction) -> None:
+    export_gt = commands.add_parser(
+        "export-gt", help="write the ground-truth depth maps of a test split to an .npz"
+    )
+    export_gt.add_argument(
+        "--data-path", required=True, help="KITTI raw root (or a synthetic tree)"
+    )
+    export_gt.add_argument(
+        "--split",
+        choices=["eigen", "eigen_benchmark"],
+        required=True,
+        help="eigen: projected Velodyne scans (LiDAR-x depth, as published); eigen_benchmark: "
+        "KITTI's annotated depth maps under proj_depth/groundtruth",
+    )
+    export_gt.add_argument(
+        "--split-file",
+        help="split list to export (default: the bundled <split>/test_files.txt; for a synthetic "
+        "tree use <data-path>/splits/test_files.txt)",
+    )
+    export_gt.add_argument("--out", help="output .npz (default: <data-path>/gt_depths_<split>.npz)")
+    export_gt.set_defaults(func=cmd_export_gt)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="depth metrics (abs rel ... a3) of a weights folder or saved disparities on KITTI",
+    )
+    plain_error = evaluate.error
+
+    def error(message: str) -> None:
+        if "--eval-stereo" in message and "P-1" not in message:
+            message = f"{message}; {_EVAL_MODE_HINT}"
+        plain_error(message)
+
+    evaluate.error = error  # type: ignore[method-assign]
+    mode = evaluate.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--eval-stereo",
+        action="store_true",
+        help="stereo-trained model: depth x 5.4, no median scaling",
+    )
+    mode.add_argument("--eval-mono", action="store_true", help="per-image median scaling")
+    evaluate.add_argument(
+        "--use-stereo", "--use_stereo", nargs=0, action=_UseStereoAction, help=argparse.SUPPRESS
+    )
+    evaluate.add_argument(
+        "--load-weights-folder", metavar="DIR", help="folder with encoder.pth and depth.pth"
+    )
+    evaluate.add_argument(
+        "--data-path",
+        metavar="ROOT",
+        help="KITTI raw root (test images; default place of the GT file)",
+    )
+    evaluate.add_argument(
+        "--eval-split",
+        choices=["eigen", "eigen_benchmark", "benchmark"],
+        default="eigen",
+        help="eigen: LiDAR GT with crop and 80 m cap (default); eigen_benchmark: improved GT; "
+        "benchmark: write KITTI submission PNGs, no metrics",
+    )
+    evaluate.add_argument(
+        "--split-file",
+        metavar="FILE",
+        help="test list to predict (default: the bundled <eval-split>/test_files.txt)",
+    )
+    evaluate.add_argument(
+        "--gt", metavar="FILE", help="GT .npz (default: <data-path>/gt_depths_<eval-split>.npz)"
+    )
+    evaluate.add_argument(
+        "--post-process", action="store_true", help="blend in the flipped image's prediction (P-2)"
+    )
+    evaluate.add_argument(
+        "--ext-disp-to-eval", metavar="NPY", help="score saved (N, H, W) disparities (.npy)"
+    )
+    evaluate.add_argument(
+        "--eval-eigen-to-benchmark",
+        action="store_true",
+        help="re-index 697 saved Eigen predictions to the 652 eigen_benchmark frames",
+    )
+    evaluate.add_argument(
+        "--save-pred-disps",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="save the predictions (default FILE: <weights>/disps_<eval-split>_split.npy)",
+    )
+    evaluate.add_argument("--no-eval", action="store_true", help="stop after predicting/saving")
+    evaluate.add_argument(
+        "--disable-median-scaling", action="store_true", help="mono: score without median scaling"
+    )
+    evaluate.add_argument(
+        "--pred-depth-scale-factor",
+        type=float,
+        metavar="X",
+        help="multiply depths by X (default: 5.4 stereo, 1 mono; benchmark PNGs: 5.4 for "
+        "every model as published, P-17)",
+    )
+    evaluate.add_argument(
+        "--benchmark-out",
+        metavar="DIR",
+        help="folder for benchmark PNGs (default: <weights>/benchmark_predictions)",
+    )
+    evaluate.add_argument("--batch-size", type=_positive_int, default=16, metavar="N")
+    evaluate.add_argument(
+        "--num-workers", type=int, default=0, metavar="N", help="image loading processes"
+    )
+    evaluate.add_argument(
+        "--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu"
+    )
+    evaluate.add_argument(
+        "--json", metavar="FILE", help="also write the run and its metrics as JSON to FILE"
+    )
+    evaluate.set_defaults(func=cmd_evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -283,6 +283,9 @@ class ParquetHintStore(HintStore):
     def keys(self) -> set[HintKey]:
         return set(self._lookup()) | {key for key, _ in self._buffer}
 
+    def __contains__(self, key: HintKey) -> bool:
+        return key in self._lookup() or any(k == key for k, _ in self._buffer)
+
     def read(self, key: HintKey) -> np.ndarray:
         for buffered_key, hint in reversed(self._buffer):
             if buffered_key == key:

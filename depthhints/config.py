@@ -1,0 +1,275 @@
+"""One typed training configuration, validated, with YAML in/out (SPEC §4.9).
+
+Option names are the reference's (``use_depth_hints``, ``num_layers``, ``frame_ids``,
+``scheduler_step_size``, ...) so the paper's commands translate one to one; defaults are the
+reference defaults. Options the reference lacks are marked "ours" below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from depthhints.errors import ConfigError
+
+NUM_LAYERS = (18, 34, 50, 101, 152)
+WEIGHTS_INIT = ("pretrained", "scratch")
+POSE_MODEL_TYPES = ("separate_resnet", "posecnn", "shared")
+POSE_MODEL_INPUTS = ("pairs", "all")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``validate()`` runs on construction."""
+
+    # paths
+    data_path: str = "kitti_data"
+    log_dir: str = "runs"
+    model_name: str = "mdp"
+    split: str = "eigen_zhou"  # a bundled split name, or a folder with {train,val}_files.txt
+    depth_hint_path: str | None = None  # None → <data_path>/depth_hints
+    weights_path: str | None = None  # ours: ImageNet weights file (None → torch hub cache)
+    # model and losses
+    num_layers: int = 18
+    height: int = 192
+    width: int = 640
+    disparity_smoothness: float = 1e-3
+    scales: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    use_stereo: bool = False
+    frame_ids: list[int] = field(default_factory=lambda: [0, -1, 1])
+    use_depth_hints: bool = False
+    # optimisation
+    batch_size: int = 12
+    learning_rate: float = 1e-4
+    num_epochs: int = 20
+    scheduler_step_size: int = 15
+    # ablations
+    v1_multiscale: bool = False
+    avg_reprojection: bool = False
+    disable_automasking: bool = False
+    predictive_mask: bool = False
+    no_ssim: bool = False
+    weights_init: str = "pretrained"
+    pose_model_input: str = "pairs"
+    pose_model_type: str = "separate_resnet"
+    align_corners: bool = True  # ours: True = the authors' sampling (SPEC §7.2 P-3)
+    # system
+    device: str = "auto"  # ours: auto = cuda when available
+    num_workers: int = 2
+    seed: int = 0  # ours: seeds initialisation, shuffling and augmentation
+    load_gt: bool = False  # ours: LiDAR GT per sample for monitoring metrics (costly, P-12)
+    # logging and checkpoints
+    log_frequency: int = 250
+    save_frequency: int = 1
+    checkpoint_steps: int = 0  # ours: also save the full state every N steps (0: epoch ends)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ----------------------------------------------------------------- derived values
+    @property
+    def all_frame_ids(self) -> list[int | str]:
+        """``frame_ids`` plus ``'s'`` when training with stereo (as the reference's options)."""
+        return [*self.frame_ids, "s"] if self.use_stereo else list(self.frame_ids)
+
+    @property
+    def use_pose_net(self) -> bool:
+        return not (self.use_stereo and self.frame_ids == [0])
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.log_dir) / self.model_name
+
+    @property
+    def hint_path(self) -> Path:
+        return Path(self.depth_hint_path or Path(self.data_path) / "depth_hints")
+
+    # ----------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Check types and combinations; raises ConfigError naming the option and the fix."""
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
+        checks = [
+            (
+                self.num_layers in NUM_LAYERS,
+                f"num_layers={self.num_layers}: use one of {NUM_LAYERS}",
+            ),
+            (
+                self.height % 32 == 0 and self.width % 32 == 0 and self.height > 0 < self.width,
+                f"height={self.height}, width={self.width}: both must be positive multiples of 32",
+            ),
+            (
+                bool(self.scales)
+                and all(s in range(4) for s in self.scales)
+                and len(set(self.scales)) == len(self.scales),
+                f"scales={self.scales}: use distinct values in 0..3",
+            ),
+            (
+                bool(self.frame_ids)
+                and self.frame_ids[0] == 0
+                and len(set(self.frame_ids)) == len(self.frame_ids),
+                f"frame_ids={self.frame_ids}: must start with 0 and not repeat "
+                "(add 's' with use_stereo, not in frame_ids)",
+            ),
+            (
+                self.use_stereo or len(self.frame_ids) > 1,
+                "frame_ids=[0] without use_stereo has no source view to learn from",
+            ),
+            (
+                not self.use_depth_hints or self.use_stereo,
+                "use_depth_hints needs use_stereo: hints supervise the stereo frame",
+            ),
+            (
+                not (self.use_depth_hints and self.v1_multiscale),
+                "use_depth_hints with v1_multiscale is not implemented (as in the reference)",
+            ),
+            (
+                not self.predictive_mask or self.disable_automasking,
+                "predictive_mask needs disable_automasking (as in the reference)",
+            ),
+            (0 < self.min_depth < self.max_depth, "need 0 < min_depth < max_depth"),
+            (self.batch_size >= 1, f"batch_size={self.batch_size} must be at least 1"),
+            (self.learning_rate > 0, f"learning_rate={self.learning_rate} must be positive"),
+            (self.num_epochs >= 1, f"num_epochs={self.num_epochs} must be at least 1"),
+            (self.scheduler_step_size >= 1, "scheduler_step_size must be at least 1"),
+            (self.disparity_smoothness >= 0, "disparity_smoothness must be ≥ 0"),
+            (self.weights_init in WEIGHTS_INIT, f"weights_init: use one of {WEIGHTS_INIT}"),
+            (
+                self.pose_model_type in POSE_MODEL_TYPES,
+                f"pose_model_type: use one of {POSE_MODEL_TYPES}",
+            ),
+            (
+                self.pose_model_input in POSE_MODEL_INPUTS,
+                f"pose_model_input: use one of {POSE_MODEL_INPUTS}",
+            ),
+            (self.device in DEVICES, f"device={self.device!r}: use one of {DEVICES}"),
+            (self.num_workers >= 0, "num_workers must be ≥ 0"),
+            (self.log_frequency >= 1 and self.save_frequency >= 1, "frequencies must be ≥ 1"),
+            (self.checkpoint_steps >= 0, "checkpoint_steps must be ≥ 0 (0: at epoch ends)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid training config: {message}")
+
+    # ----------------------------------------------------------------- I/O
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping; unknown keys and wrong types raise ConfigError naming them."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a mapping of option: value, got {values!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown option(s) {unknown}; known: {sorted(known)}")
+        types_ = _field_types()
+        values = {k: _coerce_float(v) if types_[k] is float else v for k, v in values.items()}
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        return cls.from_dict(values, source=str(path))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return self.from_dict({**self.to_dict(), **changes}, source="config override")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--<option>`` per TrainConfig field (reference spelling), all defaulting to unset.
+
+    Booleans take ``--flag``/``--no-flag``; lists take several values (``--frame_ids 0 -1 1``).
+    """
+    parser.add_argument("--config", type=Path, help="YAML file of options (flags override it)")
+    group = parser.add_argument_group("training options (SPEC §4.9 names)")
+    for name, kind in _field_types().items():
+        flag = f"--{name}"
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif typing.get_origin(kind) is list:
+            group.add_argument(flag, nargs="+", type=typing.get_args(kind)[0], default=None)
+        else:
+            scalar = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+            group.add_argument(flag, type=scalar, default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The YAML file (if any) with every flag given on the command line applied on top."""
+    values = TrainConfig.from_yaml(args.config).to_dict() if args.config else {}
+    for name in _field_types():
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    return TrainConfig.from_dict(values, source=str(args.config or "command line"))
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _coerce_float(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; accept it for float options."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _check_type(name: str, value: Any, expected: Any) -> None:
+    """Strict check of a config value against its annotation (int is accepted for float)."""
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(expected)
+        errors = []
+        for option in options:
+            try:
+                _check_type(name, value, option)
+                return
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if expected is type(None):
+        ok = value is None
+    elif origin is list:
+        (item_type,) = typing.get_args(expected)
+        if not isinstance(value, list):
+            raise ConfigError(f"option {name}={value!r}: expected a list of {item_type.__name__}")
+        for item in value:
+            _check_type(name, item, item_type)
+        return
+    elif expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(
+            f"option {name}={value!r} ({type(value).__name__}): expected {expected.__name__}"
+        )
