@@ -167,6 +167,42 @@ def cmd_hints_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from depthhints.config import config_from_args
+    from depthhints.train.loop import fit
+
+    config = config_from_args(args)
+    result = fit(config, resume=args.resume, progress=not args.no_progress)
+    last = result.history[-1] if result.history else {}
+    print(
+        f"trained {len(result.history)} steps, last loss {last.get('loss', float('nan')):.5f}; "
+        f"weights: {result.weights[-1] if result.weights else 'none written'}; "
+        f"metrics: {config.run_dir / 'metrics.jsonl'}"
+    )
+    return 0
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    from depthhints.config import add_config_arguments
+
+    train = commands.add_parser(
+        "train",
+        help="train on one machine (CPU or CUDA); options keep the reference names",
+        description="Options default to the reference's (SPEC §4.9); --config reads them from "
+        "YAML and flags override it. For a synthetic tree pass --split <tree>/splits.",
+    )
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        help="continue from <log_dir>/<model_name>/models/state.pt (or the given state file)",
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(train)
+    train.set_defaults(func=cmd_train)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from depthhints.predict import report, run_predict
 
@@ -320,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="outputs/demo", help="output folder")
     _add_dataset_arguments(demo, frames=20)
     demo.set_defaults(func=cmd_demo)
+    _add_train_parser(commands)
     _add_predict_export_parsers(commands)
     _add_evaluate_parsers(commands)
     return parser

@@ -127,6 +127,42 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+MONITORING_NAMES = {
+    "abs_rel": "de/abs_rel",
+    "sq_rel": "de/sq_rel",
+    "rmse": "de/rms",
+    "rmse_log": "de/log_rms",
+    "a1": "da/a1",
+    "a2": "da/a2",
+    "a3": "da/a3",
+}
+
+
+def monitoring_metrics(depth: torch.Tensor, depth_gt: torch.Tensor) -> dict[str, float]:
+    """The training-time depth metrics of the reference (SPEC §4.10), keyed ``de/…``/``da/…``.
+
+    ``depth`` (B, 1, h, w) in network units is bilinearly resized to the GT's 375×1242 and
+    clamped to [1e-3, 80]; pixels with GT > 0 inside rows 153:371, columns 44:1197 count, and the
+    prediction is median-scaled over the whole batch — even for stereo, as the reference does,
+    so these are a health signal, not the paper's protocol.
+    """
+    height, width = depth_gt.shape[-2:]
+    pred = torch.nn.functional.interpolate(
+        depth.detach().float(), (height, width), mode="bilinear", align_corners=False
+    ).clamp(MIN_DEPTH, MAX_DEPTH)
+    crop = torch.zeros_like(depth_gt, dtype=torch.bool)
+    crop[..., 153:371, 44:1197] = True
+    mask = (depth_gt > 0) & crop
+    if not mask.any():
+        return {}
+    gt_pixels, pred_pixels = depth_gt[mask], pred[mask]
+    pred_pixels = (pred_pixels * gt_pixels.median() / pred_pixels.median()).clamp(
+        MIN_DEPTH, MAX_DEPTH
+    )
+    errors = compute_errors(gt_pixels.cpu().numpy(), pred_pixels.cpu().numpy())
+    return {MONITORING_NAMES[k]: v for k, v in errors.items()}
+
+
 def post_process_disparity(disp: np.ndarray, disp_flipped_back: np.ndarray) -> np.ndarray:
     """Monodepth v1 blend of a prediction and the flipped-back prediction of the flipped image.
 

@@ -42,16 +42,13 @@ from depthhints.data.kitti import (
     velodyne_to_depth_map,
 )
 from depthhints.errors import ConfigError, MissingDataError
+from depthhints.geometry import scaled_intrinsics, stereo_T
 from hints_worker.store import HintKey, HintStore, hint_key
 
 FrameId = int | str
 
 STEREO = "s"
-STEREO_BASELINE = 0.1  # network units; metres = 5.4 x network depth (SPEC §2.2)
 FULL_RES_SHAPE = (375, 1242)  # (H, W) of the training-time LiDAR GT (SPEC §2.3)
-K_NORMALISED = np.array(
-    [[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32
-)
 BRIGHTNESS = CONTRAST = SATURATION = (0.8, 1.2)
 HUE = (-0.1, 0.1)
 
@@ -92,20 +89,14 @@ class Augmentation:
 NO_AUGMENTATION = Augmentation()
 
 
-def _scaled_intrinsics(height: int, width: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(K, inv_K) float32 4x4 at pyramid scale ``scale``: rows 0/1 x (W or H) // 2**scale."""
-    K = K_NORMALISED.copy()
-    K[0, :] *= width // 2**scale
-    K[1, :] *= height // 2**scale
-    return torch.from_numpy(K), torch.from_numpy(np.linalg.pinv(K).astype(np.float32))
+def _intrinsics(height: int, width: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    K, inv_K = scaled_intrinsics(width, height, scale)
+    return torch.from_numpy(K), torch.from_numpy(inv_K)
 
 
 def stereo_transform(side: str, flip: bool) -> torch.Tensor:
-    """stereo_T: identity with T[0, 3] = side_sign x flip_sign x 0.1 (SPEC §2.2)."""
-    T = torch.eye(4, dtype=torch.float32)
-    side_sign = -1.0 if side in ("l", "2") else 1.0
-    T[0, 3] = side_sign * (-1.0 if flip else 1.0) * STEREO_BASELINE
-    return T
+    """stereo_T of a target on ``side`` ('l'/'r' or camera '2'/'3'), flipped or not (§2.2)."""
+    return torch.from_numpy(stereo_T("l" if side in ("l", "2") else "r", flip))
 
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:
@@ -189,9 +180,7 @@ class MonoDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self._sizes = [(self.width // 2**s, self.height // 2**s) for s in range(self.num_scales)]
-        self._intrinsics = [
-            _scaled_intrinsics(self.height, self.width, s) for s in range(self.num_scales)
-        ]
+        self._intrinsics = [_intrinsics(self.height, self.width, s) for s in range(self.num_scales)]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose augmentation draws ``__getitem__`` makes."""
