@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import uuid
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ def load_state(
         scheduler.load_state_dict(saved["scheduler"])
         set_rng_states(saved["rng"])
         return TrainState(**saved["train_state"])
-    except (OSError, RuntimeError, KeyError, EOFError) as exc:
+    except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise DataFileError(
             f"cannot resume from {path}: {exc}. The file is incomplete or from another model "
             "configuration; delete it to start afresh or point resume at another state file."

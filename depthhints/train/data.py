@@ -120,7 +120,12 @@ def make_loader(
     skip_batches: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """Batches of ``order`` (full batches only), starting after ``skip_batches`` batches."""
+    """Batches of ``order`` (full batches only), starting after ``skip_batches`` batches.
+
+    The loader gets its own generator: creating an iterator draws a base seed from it, and
+    drawing from the global RNG instead would make a resumed run diverge from an uninterrupted
+    one (whose iterator was made before the checkpoint).
+    """
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -129,4 +134,5 @@ def make_loader(
         pin_memory=pin_memory,
         drop_last=True,
         persistent_workers=False,
+        generator=torch.Generator().manual_seed(len(order) * 7919 + skip_batches),
     )
