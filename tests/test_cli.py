@@ -21,12 +21,27 @@ def test_synth_writes_a_readable_tree(tmp_path, capsys):
     assert layout.image_path(items[0].folder, items[0].frame, "r").is_file()
 
 
-def test_demo_renders_its_picture_and_computes_hints(tmp_path, capsys):
-    small = ["--frames", "4", "--width", "416", "--height", "128", "--workers", "2"]
+def test_demo_renders_hints_trains_and_evaluates(tmp_path, capsys):
+    small = [
+        "--frames",
+        "4",
+        "--width",
+        "416",
+        "--height",
+        "128",
+        "--workers",
+        "2",
+        "--epochs",
+        "1",
+    ]
     assert main(["demo", "--out", str(tmp_path), *small]) == 0
     picture = tmp_path / "stereo_preview.png"
     out = capsys.readouterr().out
     assert str(picture) in out and "5 written" in out and "0 failed" in out
+    assert "abs_rel" in out and "stereo evaluation of 1 images" in out
+    assert (
+        tmp_path / "runs" / "demo_stereo_hints" / "models" / "weights_0" / "depth.pth"
+    ).is_file()
     hints = list((tmp_path / "kitti_synthetic" / "depth_hints").rglob("*.npy"))
     assert len(hints) == 5 and np.load(hints[0]).shape == (1, 320, 1024)
     pixels = np.asarray(Image.open(picture).convert("L"), dtype=float)
