@@ -52,6 +52,7 @@ LogHook = Callable[[str, dict[str, float], int], None]
 
 
 def select_device(name: str) -> torch.device:
+    """``auto``: CUDA when visible, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -93,29 +94,68 @@ def _step_scheduler(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
         scheduler.step()
 
 
+class LocalSession:
+    """Single process: the full state lives in ``<run_dir>/models/state.pt``.
+
+    The Ray Train session (``depthhints.train.trainer``) has the same four members, so one loop
+    serves both.
+    """
+
+    rank = 0
+    world_size = 1
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.device = select_device(config.device)
+        self.state_path = models_dir(config) / STATE_FILE
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def save(self, write_state: Callable[[Path], None], metrics: dict[str, float]) -> None:
+        write_state(self.state_path)
+
+
 def fit(
     config: TrainConfig,
     resume: bool | str | Path = False,
     hooks: Sequence[LogHook] = (),
     progress: bool = True,
 ) -> TrainResult:
-    """Train as configured; ``resume`` = True continues from ``<run_dir>/models/state.pt``."""
-    device = select_device(config.device)
+    """Train in this process; ``resume`` = True continues from ``<run_dir>/models/state.pt``."""
+    session = LocalSession(config)
+    state = None
+    if resume:
+        state = session.state_path if resume is True else Path(resume)
+    return run_loop(config, session, state, hooks, progress)
+
+
+def run_loop(
+    config: TrainConfig,
+    session: LocalSession,
+    state: Path | None = None,
+    hooks: Sequence[LogHook] = (),
+    progress: bool = True,
+) -> TrainResult:
+    """The training loop on one rank of ``session``, continuing from ``state`` when given.
+
+    Each rank trains on its slice of the epoch's order; rank 0 alone logs, evaluates and writes
+    the published weights.
+    """
+    device, rank, world_size = session.device, session.rank, session.world_size
     seed_everything(config.seed)
     train_set, val_set = build_datasets(config)
     model = build_model(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), config.learning_rate)
     scheduler = make_scheduler(optimizer, config)
-
-    state_path = models_dir(config) / STATE_FILE
-    position = TrainState()
-    if resume:
-        path = state_path if resume is True else Path(resume)
-        position = load_state(path, model, optimizer, scheduler)
-    save_options(config)
+    position = load_state(state, model, optimizer, scheduler) if state else TrainState()
+    net = model  # the unwrapped model: checkpoints, validation
+    model = session.prepare_model(model)
+    lead = rank == 0
+    if lead:
+        save_options(config)
 
     result = TrainResult(run_dir=config.run_dir)
-    per_epoch = steps_per_epoch(len(train_set), config.batch_size)
+    per_epoch = steps_per_epoch(len(train_set), config.batch_size, world_size)
     metrics_log = config.run_dir / "metrics.jsonl"
     start = time.perf_counter()
     first_step = position.step
@@ -126,11 +166,16 @@ def fit(
         for hook in hooks:
             hook(phase, metrics, step)
 
+    def checkpoint(metrics: dict[str, float]) -> None:
+        session.save(
+            lambda path: save_state(path, net, optimizer, scheduler, position, config), metrics
+        )
+
     for epoch in range(position.epoch, config.num_epochs):
         if position.batch_in_epoch == 0:
             _step_scheduler(scheduler)
         train_set.set_epoch(epoch)
-        order = epoch_order(len(train_set), config.seed, epoch)
+        order = epoch_order(len(train_set), config.seed, epoch, True, rank, world_size)
         loader = make_loader(
             train_set,
             order,
@@ -145,36 +190,37 @@ def fit(
             total=per_epoch,
             initial=position.batch_in_epoch,
             desc=f"epoch {epoch}",
-            disable=not progress,
+            disable=not (progress and lead),
             leave=False,
         )
+        losses: dict[str, float] = {}
         for batch_idx, batch in enumerate(bar, start=position.batch_in_epoch):
             step = position.step
             batch = batch_to_device(batch, device)
             lr = optimizer.param_groups[0]["lr"]
-            if should_log(batch_idx, step, config.log_frequency):
+            if lead and should_log(batch_idx, step, config.log_frequency):
                 out = train_step_outputs(model, optimizer, batch, config)
                 losses = out.scalars
                 done = step - first_step + 1
-                rate = done * config.batch_size / (time.perf_counter() - start)
+                rate = done * config.batch_size * world_size / (time.perf_counter() - start)
                 bar.write(
                     f"epoch {epoch:>3} | batch {batch_idx:>6} | examples/s {rate:6.2f} | "
                     f"loss {losses['loss']:.5f} | lr {lr:.1e}"
                 )
                 extra = _depth_metrics(batch, out)
                 log("train", {"lr": lr, "examples_per_second": rate, **losses, **extra}, step)
-                log("val", _validate(model, val_set, step, config, device), step)
+                log("val", _validate(net, val_set, step, config, device), step)
             else:
                 losses = train_step(model, optimizer, batch, config)
             result.history.append({"step": step, "epoch": epoch, "lr": lr, **losses})
             position.step += 1
             position.batch_in_epoch = batch_idx + 1
             if config.checkpoint_steps and position.step % config.checkpoint_steps == 0:
-                save_state(state_path, model, optimizer, scheduler, position, config)
+                checkpoint({"epoch": epoch, "step": position.step, **losses})
         position.epoch, position.batch_in_epoch = epoch + 1, 0
-        if (epoch + 1) % config.save_frequency == 0 or epoch + 1 == config.num_epochs:
-            result.weights.append(save_weights(config, model, optimizer, epoch))
-        save_state(state_path, model, optimizer, scheduler, position, config)
+        if lead and ((epoch + 1) % config.save_frequency == 0 or epoch + 1 == config.num_epochs):
+            result.weights.append(save_weights(config, net, optimizer, epoch))
+        checkpoint({"epoch": epoch, "step": position.step, **losses})
     return result
 
 
