@@ -202,15 +202,50 @@ def cmd_hints_quality(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from depthhints.config import config_from_args
-    from depthhints.train.loop import fit
 
     config = config_from_args(args)
+    if args.workers:
+        return _train_on_ray(config, args)
+    from depthhints.train.loop import fit
+
     result = fit(config, resume=args.resume, progress=not args.no_progress)
     last = result.history[-1] if result.history else {}
     print(
         f"trained {len(result.history)} steps, last loss {last.get('loss', float('nan')):.5f}; "
         f"weights: {result.weights[-1] if result.weights else 'none written'}; "
         f"metrics: {config.run_dir / 'metrics.jsonl'}"
+    )
+    return 0
+
+
+def _train_on_ray(config, args: argparse.Namespace) -> int:
+    from depthhints.errors import ConfigError
+    from depthhints.train.trainer import RayOptions, fit_distributed, run_path
+
+    options = RayOptions(
+        num_workers=args.workers,
+        use_gpu=args.gpus,
+        storage_path=args.storage_path,
+        max_failures=args.max_failures,
+        address=args.address,
+    )
+    where = run_path(config, options)
+    if Path(where).exists() and not args.resume:
+        raise ConfigError(
+            f"a run named {config.model_name!r} already exists at {where}; pass --resume to "
+            "continue it (with more --num_epochs to extend it) or choose another --model_name"
+        )
+    print(
+        f"Ray Train: {options.num_workers} workers ({'GPU' if options.use_gpu else 'CPU'}), "
+        f"per-worker batch {config.batch_size}, effective batch "
+        f"{config.batch_size * options.num_workers}; run: {where}"
+    )
+    result = fit_distributed(config, options)
+    metrics = result.metrics or {}
+    print(
+        f"finished at epoch {metrics.get('epoch')} step {metrics.get('step')}, loss "
+        f"{metrics.get('loss', float('nan')):.5f}; checkpoint: {result.checkpoint}; "
+        f"weights: {config.run_dir / 'models'}"
     )
     return 0
 
@@ -232,6 +267,16 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="continue from <log_dir>/<model_name>/models/state.pt (or the given state file)",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray_group = train.add_argument_group("Ray Train (distributed data parallel)")
+    ray_group.add_argument(
+        "--workers", type=_positive_int, help="train on Ray with this many DDP workers"
+    )
+    ray_group.add_argument("--gpus", action="store_true", help="one GPU per worker (NCCL)")
+    ray_group.add_argument(
+        "--storage-path", help="checkpoints: a folder or URI (default <log_dir>/ray_results)"
+    )
+    ray_group.add_argument("--max-failures", type=int, default=2, help="worker-group restarts")
+    ray_group.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
     add_config_arguments(train)
     train.set_defaults(func=cmd_train)
 

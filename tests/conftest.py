@@ -1,7 +1,40 @@
-"""Test-wide settings."""
+"""Test-wide settings and shared fixtures."""
 
+import pytest
 import torch
+
+from depthhints.data import synthetic as syn
+from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
+from hints_worker.actors import FrameJob, HintConfig, compute_frame
+from hints_worker.sgm import make_matchers
+from hints_worker.store import NpyHintStore
+
+TRAIN_FRAMES = (2, 3)
 
 # The tests use tiny tensors: one intra-op thread avoids OpenMP spin-waiting on the 2-core CI
 # machine (measured: tests/test_step.py 55 s with 2 threads, 15 s with 1).
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory) -> dict:
+    """A 6-frame synthetic drive, a 2-frame split (both sides) and SGM hints for it."""
+    base = tmp_path_factory.mktemp("train")
+    root = base / "kitti"
+    syn.generate_dataset(root, syn.DatasetConfig(frames_per_drive=6, width=416, height=128, seed=5))
+    folder = syn.DatasetConfig().drives()[0].folder
+    items = [SplitItem(folder, f, s) for f in TRAIN_FRAMES for s in "lr"]
+    split = base / "split"
+    split.mkdir()
+    write_split_file(split / "train_files.txt", items)
+    write_split_file(split / "val_files.txt", items[:2])
+    hint_config = HintConfig(height=128, width=416)
+    store = NpyHintStore(base / "hints", hint_config.manifest("npy", root))
+    matchers = make_matchers(hint_config.matchers)
+    layout = KittiRawLayout(root)
+    for frame in TRAIN_FRAMES:
+        result = compute_frame(
+            FrameJob(folder, frame, ("l", "r")), layout, hint_config, matchers, store
+        )
+        assert not result.failures
+    return {"root": root, "split": split, "hints": base / "hints", "items": items}

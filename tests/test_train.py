@@ -11,7 +11,6 @@ import torch
 
 from depthhints.cli import main
 from depthhints.config import TrainConfig
-from depthhints.data import synthetic as syn
 from depthhints.data.kitti import (
     KittiRawLayout,
     SplitItem,
@@ -23,39 +22,12 @@ from depthhints.errors import ConfigError, DataFileError, MissingDataError
 from depthhints.models import load_depth_net
 from depthhints.predict import predict_depth
 from depthhints.train.loop import fit
-from hints_worker.actors import FrameJob, HintConfig, compute_frame
-from hints_worker.sgm import make_matchers
-from hints_worker.store import NpyHintStore
 
 FRAMES = (2, 3)
 
 
 class Interrupted(Exception):
     pass
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> dict:
-    """A 6-frame synthetic drive, a 2-frame split (both sides) and SGM hints for it."""
-    base = tmp_path_factory.mktemp("train")
-    root = base / "kitti"
-    syn.generate_dataset(root, syn.DatasetConfig(frames_per_drive=6, width=416, height=128, seed=5))
-    folder = syn.DatasetConfig().drives()[0].folder
-    items = [SplitItem(folder, f, s) for f in FRAMES for s in "lr"]
-    split = base / "split"
-    split.mkdir()
-    write_split_file(split / "train_files.txt", items)
-    write_split_file(split / "val_files.txt", items[:2])
-    hint_config = HintConfig(height=128, width=416)
-    store = NpyHintStore(base / "hints", hint_config.manifest("npy", root))
-    matchers = make_matchers(hint_config.matchers)
-    layout = KittiRawLayout(root)
-    for frame in FRAMES:
-        result = compute_frame(
-            FrameJob(folder, frame, ("l", "r")), layout, hint_config, matchers, store
-        )
-        assert not result.failures
-    return {"root": root, "split": split, "hints": base / "hints", "items": items}
 
 
 def _config(tree: dict, tmp_path: Path, **changes) -> TrainConfig:

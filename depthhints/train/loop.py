@@ -48,7 +48,9 @@ LOG_EVERY_LATE = 2000
 """After this many steps the reference logs only every ``LOG_EVERY_LATE`` steps."""
 
 LogHook = Callable[[str, dict[str, float], int], None]
-"""Called as ``hook(phase, metrics, step)`` with phase "train" or "val" at each log event."""
+"""Called on rank 0 as ``hook(phase, metrics, step)``, phase "train" or "val", at log events."""
+StepHook = Callable[[int, torch.nn.Module], None]
+"""Called on every rank as ``hook(step, model)`` after each optimisation step."""
 
 
 def select_device(name: str) -> torch.device:
@@ -135,6 +137,7 @@ def run_loop(
     state: Path | None = None,
     hooks: Sequence[LogHook] = (),
     progress: bool = True,
+    step_hooks: Sequence[StepHook] = (),
 ) -> TrainResult:
     """The training loop on one rank of ``session``, continuing from ``state`` when given.
 
@@ -213,6 +216,8 @@ def run_loop(
             else:
                 losses = train_step(model, optimizer, batch, config)
             result.history.append({"step": step, "epoch": epoch, "lr": lr, **losses})
+            for step_hook in step_hooks:
+                step_hook(step, net)
             position.step += 1
             position.batch_in_epoch = batch_idx + 1
             if config.checkpoint_steps and position.step % config.checkpoint_steps == 0:

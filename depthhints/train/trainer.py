@@ -1,0 +1,192 @@
+"""Distributed training on Ray Train: a TorchTrainer whose workers run the same loop as ``fit``.
+
+Each worker is one DDP rank (gloo on CPU, NCCL on GPU, set up by Ray); it trains on its slice of
+the epoch's seeded order (``train.data.epoch_order``), so the per-worker batch is
+``batch_size`` and the effective batch ``batch_size × num_workers``; the learning rate is not
+rescaled (set ``learning_rate`` yourself when comparing across worker counts). Rank 0 writes
+the full state into a Ray checkpoint at every epoch end (and every ``checkpoint_steps``); when
+a worker dies Ray restarts the group (``max_failures``) and every rank resumes from the latest
+checkpoint — model, Adam, StepLR, epoch, step and position in the epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import ray.train.torch
+import torch
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from depthhints.config import TrainConfig
+from depthhints.errors import ConfigError
+from depthhints.train.checkpoint import STATE_FILE
+from depthhints.train.loop import LogHook, run_loop
+
+REPORT_INTERVAL_S = "0.05"
+"""``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: Ray's default (2 s) blocks every report for ~2 s."""
+
+
+@dataclass
+class RayOptions:
+    """How to run on Ray: workers, resources, where results live, failure handling."""
+
+    num_workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    storage_path: str | None = None  # None → <log_dir>/ray_results; any URI Ray supports
+    max_failures: int = 2
+    num_to_keep: int = 2
+    address: str | None = None  # an existing cluster ("auto"), else a local one
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ConfigError(f"num_workers={self.num_workers}: need at least one Ray worker")
+        if self.cpus_per_worker <= 0:
+            raise ConfigError(f"cpus_per_worker={self.cpus_per_worker} must be positive")
+
+
+class RaySession:
+    """The loop's view of a Ray Train worker: rank, device, DDP wrapping, checkpoint reports."""
+
+    def __init__(self) -> None:
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.world_size = context.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return ray.train.torch.prepare_model(model)
+
+    def save(self, write_state: Callable[[Path], None], metrics: dict[str, float]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if self.rank == 0:
+                write_state(Path(tmp) / STATE_FILE)
+                checkpoint = Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _restored_state(local_dir: Path) -> Path | None:
+    """The latest checkpoint's state file, copied to ``local_dir`` (None on a fresh start)."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return None
+    local_dir.mkdir(parents=True, exist_ok=True)
+    target = local_dir / f"restored_{ray.train.get_context().get_world_rank()}_{STATE_FILE}"
+    with checkpoint.as_directory() as folder:
+        shutil.copyfile(Path(folder) / STATE_FILE, target)
+    return target
+
+
+def train_worker(loop_config: dict[str, Any]) -> None:
+    """Entry point of every Ray Train worker."""
+    config = TrainConfig.from_dict(loop_config["config"])
+    torch.set_num_threads(max(1, int(loop_config.get("threads", 1))))
+    session = RaySession()
+    state = _restored_state(config.run_dir / "models")
+    hooks, step_hooks = [], []
+    test_hooks = loop_config.get("test_hooks") or {}
+    if "crash_at_step" in test_hooks:
+        hooks.append(_crash_once(test_hooks["crash_at_step"], Path(test_hooks["marker"])))
+    if "parameter_log" in test_hooks:
+        step_hooks.append(_log_parameters(Path(test_hooks["parameter_log"]), session.rank))
+    run_loop(config, session, state, hooks, session.rank == 0, step_hooks)
+
+
+def _crash_once(step: int, marker: Path) -> LogHook:
+    """Test hook: raise once at ``step`` (rank 0's log events), leaving ``marker`` behind."""
+
+    def hook(phase: str, metrics: dict, at: int) -> None:
+        if at == step and not marker.exists():
+            marker.write_text("crashed")
+            raise RuntimeError(f"injected worker failure at step {step}")
+
+    return hook
+
+
+def _log_parameters(folder: Path, rank: int) -> Callable[[int, torch.nn.Module], None]:
+    """Test hook: append (step, sum and L2 norm of every parameter) to ``rank<N>.jsonl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def hook(step: int, model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            total = sum(float(p.double().sum()) for p in model.parameters())
+            norm = sum(float(p.double().pow(2).sum()) for p in model.parameters())
+        with (folder / f"rank{rank}.jsonl").open("a") as handle:
+            handle.write(json.dumps({"step": step, "sum": total, "norm": norm}) + "\n")
+
+    return hook
+
+
+def make_trainer(
+    config: TrainConfig,
+    options: RayOptions,
+    test_hooks: dict | None = None,
+) -> TorchTrainer:
+    """A TorchTrainer for ``config``; the Train run is named after ``model_name`` (resumable)."""
+    storage = options.storage_path or str(Path(config.log_dir).resolve() / "ray_results")
+    config = config.replace(
+        data_path=str(Path(config.data_path).resolve()),
+        log_dir=str(Path(config.log_dir).resolve()),
+        split=str(Path(config.split).resolve()) if Path(config.split).exists() else config.split,
+        depth_hint_path=str(config.hint_path.resolve()) if config.use_depth_hints else None,
+        device="cuda" if options.use_gpu else "cpu",
+    )
+    resources = {"CPU": options.cpus_per_worker}
+    if options.use_gpu:
+        resources["GPU"] = 1
+    return TorchTrainer(
+        train_worker,
+        train_loop_config={
+            "config": config.to_dict(),
+            "threads": options.cpus_per_worker,
+            "test_hooks": test_hooks,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=options.num_workers,
+            use_gpu=options.use_gpu,
+            resources_per_worker=resources,
+        ),
+        torch_config=TorchConfig(backend="nccl" if options.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=config.model_name,
+            storage_path=storage,
+            checkpoint_config=CheckpointConfig(num_to_keep=options.num_to_keep),
+            failure_config=FailureConfig(max_failures=options.max_failures),
+        ),
+    )
+
+
+def init_ray(address: str | None = None, **kwargs: Any) -> None:
+    """``ray.init`` with Train's report interval lowered (it must be set before the cluster)."""
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", REPORT_INTERVAL_S)
+    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": REPORT_INTERVAL_S}
+    ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
+
+
+def run_path(config: TrainConfig, options: RayOptions) -> str:
+    """Where Ray Train keeps the run's checkpoints (a folder or a URI)."""
+    storage = options.storage_path or str(Path(config.log_dir).resolve() / "ray_results")
+    return f"{storage.rstrip('/')}/{config.model_name}"
+
+
+def fit_distributed(
+    config: TrainConfig, options: RayOptions, test_hooks: dict | None = None
+) -> ray.train.Result:
+    """Train on Ray (starting a local cluster unless ``options.address``); returns Ray's result."""
+    if not ray.is_initialized():
+        init_ray(options.address)
+    result = make_trainer(config, options, test_hooks).fit()
+    if result.error is not None:
+        raise result.error
+    return result
