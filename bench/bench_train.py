@@ -77,9 +77,7 @@ def _loader_rate(config: TrainConfig) -> float:
     items = read_split_file(Path(config.split) / "train_files.txt")
     store = NpyHintStore(config.hint_path) if config.use_depth_hints else None
     dataset = build_dataset(config, items, True, store)
-    loader = make_loader(
-        dataset, epoch_order(len(dataset), 0, 0), BATCH, config.num_workers
-    )
+    loader = make_loader(dataset, epoch_order(len(dataset), 0, 0), BATCH, config.num_workers)
     batches = iter(loader)
     next(batches)  # worker start-up
     start = time.perf_counter()

@@ -250,6 +250,14 @@ def _train_on_ray(config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync_tracking(args: argparse.Namespace) -> int:
+    from depthhints.tracking import sync_pending
+
+    result = sync_pending(args.folder, args.tracking_uri)
+    print(f"synced MLflow runs {', '.join(result.run_ids) or '(none)'}; {result.remaining} left")
+    return 0 if result.remaining == 0 else 1
+
+
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     from depthhints.config import add_config_arguments
 
@@ -279,6 +287,14 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     ray_group.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
     add_config_arguments(train)
     train.set_defaults(func=cmd_train)
+
+    sync = commands.add_parser(
+        "sync-tracking",
+        help="deliver MLflow records a run journaled while its tracking server was unreachable",
+    )
+    sync.add_argument("folder", help="the run folder holding mlflow_pending*.jsonl")
+    sync.add_argument("--tracking-uri", help="deliver to this store instead of the recorded one")
+    sync.set_defaults(func=cmd_sync_tracking)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -63,3 +63,8 @@ def test_bad_values_are_reported_not_raised(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path), "--frames", "3", "--width", "64"]) == 2
     error = capsys.readouterr().err
     assert "at least 4 frames" in error and "--frames" in error
+
+
+def test_sync_tracking_on_a_folder_without_journal(tmp_path, capsys):
+    assert main(["sync-tracking", str(tmp_path)]) == 0
+    assert "0 left" in capsys.readouterr().out
