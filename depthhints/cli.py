@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -74,6 +75,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from depthhints.data.kitti import KittiRawLayout, read_split_file
+    from depthhints.train.trainer import init_ray
     from depthhints.visualize import stereo_preview
 
     args.out = Path(args.out) / "kitti_synthetic"
@@ -83,27 +85,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     picture = stereo_preview(layout, item.folder, item.frame, root.parent / "stereo_preview.png")
     print(f"picture of a stereo pair with its ground-truth depth and LiDAR: {picture}")
 
+    import ray
+
     from hints_worker.actors import precompute_hints
 
-    items = [item for path in splits.values() for item in read_split_file(path)]
-    summary = precompute_hints(items, root, root / "depth_hints", workers=args.workers)
-    print(
-        f"fused SGM depth hints (Ray actor pool, {args.workers} workers): {summary.written} "
-        f"written, {summary.skipped} already there, {len(summary.failures)} failed -> "
-        f"{summary.store}"
-    )
-    if not summary.ok:
+    started = not ray.is_initialized()
+    if started:
+        init_ray()  # one local cluster for the hint actors and Ray Train
+    try:
+        items = [item for path in splits.values() for item in read_split_file(path)]
+        summary = precompute_hints(items, root, root / "depth_hints", workers=args.workers)
+        print(
+            f"fused SGM depth hints (Ray actor pool, {args.workers} workers): {summary.written} "
+            f"written, {summary.skipped} already there, {len(summary.failures)} failed -> "
+            f"{summary.store}"
+        )
+        if not summary.ok:
+            return 1
+        weights = _demo_train(root, Path(args.out).parent, args)
+    finally:
+        if started:
+            ray.shutdown()
+    test_files = str(root / "splits" / "test_files.txt")
+    common = ["--data-path", str(root), "--split-file", test_files]
+    if main(["export-gt", "--split", "eigen", *common]) != 0:
         return 1
-    return _demo_train_and_evaluate(root, Path(args.out).parent, args)
+    return main(["evaluate", "--eval-stereo", "--load-weights-folder", str(weights), *common])
 
 
-def _demo_train_and_evaluate(root: Path, out: Path, args: argparse.Namespace) -> int:
-    """The paper's stereo + hints recipe (from scratch: no ImageNet weights offline), evaluated."""
+def _demo_train(root: Path, out: Path, args: argparse.Namespace) -> Path:
+    """The paper's stereo + hints recipe (from scratch: no ImageNet weights offline) on Ray Train,
+    validated on the dense synthetic GT every epoch and tracked in the embedded MLflow store;
+    returns the last weights folder."""
     from depthhints.config import TrainConfig
     from depthhints.data.kitti import read_split_file
-    from depthhints.train.loop import fit
+    from depthhints.train.trainer import RayOptions, fit_distributed, run_path
 
+    test_files = str(root / "splits" / "test_files.txt")
     train_items = len(read_split_file(root / "splits" / "train_files.txt"))
+    workers = args.train_workers
     config = TrainConfig(
         data_path=str(root),
         split=str(root / "splits"),
@@ -114,18 +134,23 @@ def _demo_train_and_evaluate(root: Path, out: Path, args: argparse.Namespace) ->
         use_depth_hints=True,
         disparity_smoothness=0.0,
         scheduler_step_size=5,
-        batch_size=min(4, train_items),
+        batch_size=max(1, min(4 // workers, train_items // workers)),
         num_epochs=args.epochs,
         weights_init="scratch",
-        num_workers=min(2, args.workers),
+        num_workers=0,
+        eval_split_file=test_files,
+        eval_protocol="eigen_benchmark",
     )
-    print(f"training {config.num_epochs} epochs (stereo + depth hints, ResNet18, 640x192) ...")
-    weights = fit(config).weights[-1]
-    test_files = str(root / "splits" / "test_files.txt")
-    common = ["--data-path", str(root), "--split-file", test_files]
-    if main(["export-gt", "--split", "eigen", *common]) != 0:
-        return 1
-    return main(["evaluate", "--eval-stereo", "--load-weights-folder", str(weights), *common])
+    options = RayOptions(num_workers=workers, max_failures=0)
+    run = config.run_dir
+    for folder in (run, Path(run_path(config, options))):  # a demo starts afresh
+        shutil.rmtree(folder, ignore_errors=True)
+    print(
+        f"training {config.num_epochs} epochs (stereo + depth hints, ResNet18, 640x192) on Ray "
+        f"Train: {workers} CPU workers x batch {config.batch_size} ..."
+    )
+    fit_distributed(config, options, announce=print)
+    return run / "models" / f"weights_{config.num_epochs - 1}"
 
 
 def _read_items(split: str) -> list:
@@ -200,6 +225,14 @@ def cmd_hints_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tracking_options(args: argparse.Namespace):
+    from depthhints.train.reporting import TrackingOptions
+
+    return TrackingOptions(
+        enabled=not args.no_tracking, uri=args.tracking_uri, experiment=args.experiment
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from depthhints.config import config_from_args
 
@@ -208,7 +241,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_on_ray(config, args)
     from depthhints.train.loop import fit
 
-    result = fit(config, resume=args.resume, progress=not args.no_progress)
+    result = fit(
+        config,
+        resume=args.resume,
+        progress=not args.no_progress,
+        tracking=_tracking_options(args),
+        announce=print,
+    )
     last = result.history[-1] if result.history else {}
     print(
         f"trained {len(result.history)} steps, last loss {last.get('loss', float('nan')):.5f}; "
@@ -238,9 +277,15 @@ def _train_on_ray(config, args: argparse.Namespace) -> int:
     print(
         f"Ray Train: {options.num_workers} workers ({'GPU' if options.use_gpu else 'CPU'}), "
         f"per-worker batch {config.batch_size}, effective batch "
-        f"{config.batch_size * options.num_workers}; run: {where}"
+        f"{config.batch_size * options.num_workers}; Ray result: {where}"
     )
-    result = fit_distributed(config, options)
+    result = fit_distributed(
+        config,
+        options,
+        tracking=_tracking_options(args),
+        resume=bool(args.resume),
+        announce=print,
+    )
     metrics = result.metrics or {}
     print(
         f"finished at epoch {metrics.get('epoch')} step {metrics.get('step')}, loss "
@@ -285,6 +330,14 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     )
     ray_group.add_argument("--max-failures", type=int, default=2, help="worker-group restarts")
     ray_group.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
+    tracking = train.add_argument_group("MLflow tracking")
+    tracking.add_argument(
+        "--tracking-uri",
+        help="MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite "
+        "<log_dir>/mlflow.db)",
+    )
+    tracking.add_argument("--experiment", default="depth-hints", help="MLflow experiment name")
+    tracking.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     add_config_arguments(train)
     train.set_defaults(func=cmd_train)
 
@@ -450,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="outputs/demo", help="output folder")
     _add_dataset_arguments(demo, frames=20)
     demo.add_argument("--epochs", type=_positive_int, default=3, help="training epochs")
+    demo.add_argument(
+        "--train-workers", type=_positive_int, default=2, help="Ray Train workers (DDP ranks)"
+    )
     demo.set_defaults(func=cmd_demo)
     _add_train_parser(commands)
     _add_predict_export_parsers(commands)

@@ -24,6 +24,7 @@ WEIGHTS_INIT = ("pretrained", "scratch")
 POSE_MODEL_TYPES = ("separate_resnet", "posecnn", "shared")
 POSE_MODEL_INPUTS = ("pairs", "all")
 DEVICES = ("auto", "cpu", "cuda")
+EVAL_PROTOCOLS = ("eigen", "eigen_benchmark")  # = depthhints.evaluate.GT_SPLITS
 
 
 @dataclass
@@ -68,6 +69,9 @@ class TrainConfig:
     num_workers: int = 2
     seed: int = 0  # ours: seeds initialisation, shuffling and augmentation
     load_gt: bool = False  # ours: LiDAR GT per sample for monitoring metrics (costly, P-12)
+    # validation (ours): Eigen-protocol metrics after every epoch on a split with ground truth
+    eval_split_file: str | None = None  # e.g. splits/eigen/test_files.txt; None: no validation
+    eval_protocol: str = "eigen"  # eigen: projected LiDAR; eigen_benchmark: annotated/dense GT
     # logging and checkpoints
     log_frequency: int = 250
     save_frequency: int = 1
@@ -153,6 +157,10 @@ class TrainConfig:
                 f"pose_model_input: use one of {POSE_MODEL_INPUTS}",
             ),
             (self.device in DEVICES, f"device={self.device!r}: use one of {DEVICES}"),
+            (
+                self.eval_protocol in EVAL_PROTOCOLS,
+                f"eval_protocol={self.eval_protocol!r}: use one of {EVAL_PROTOCOLS}",
+            ),
             (self.num_workers >= 0, "num_workers must be ≥ 0"),
             (self.log_frequency >= 1 and self.save_frequency >= 1, "frequencies must be ≥ 1"),
             (self.checkpoint_steps >= 0, "checkpoint_steps must be ≥ 0 (0: at epoch ends)"),

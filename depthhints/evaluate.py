@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from depthhints.config import EVAL_PROTOCOLS
 from depthhints.data.kitti import (
     SPLITS_DIR,
     KittiRawLayout,
@@ -58,7 +59,7 @@ MAX_DEPTH = 80.0
 #: Converts the 0.1-baseline stereo training scale to metres (KITTI baseline 0.54 m / 0.1).
 STEREO_SCALE_FACTOR = 5.4
 #: Splits whose ground truth ``export_gt_depths`` can write.
-GT_SPLITS = ("eigen", "eigen_benchmark")
+GT_SPLITS = EVAL_PROTOCOLS
 #: Splits ``evaluate`` accepts (``benchmark`` writes submission PNGs instead of metrics).
 EVAL_SPLITS = ("eigen", "eigen_benchmark", "benchmark")
 EIGEN_TO_BENCHMARK_IDS = SPLITS_DIR / "benchmark" / "eigen_to_benchmark_ids.npy"
@@ -346,7 +347,16 @@ def export_gt_depths(
     out_path: PathLike,
     progress: bool = False,
 ) -> Path:
-    """Write the GT depth maps of ``items`` to ``out_path`` (.npz, key ``data``) and return it.
+    """Write the GT depth maps of ``items`` (:func:`gt_depth_maps`) to ``out_path`` (.npz, key
+    ``data``) and return it."""
+    save_gt_depths(out_path, gt_depth_maps(layout, items, split, progress))
+    return Path(out_path)
+
+
+def gt_depth_maps(
+    layout: KittiRawLayout, items: Sequence[SplitItem], split: str, progress: bool = False
+) -> list[np.ndarray]:
+    """The GT depth maps (float32 metres, 0 = no value) of ``items`` under protocol ``split``.
 
     ``eigen``: the Velodyne scan projected into the item's camera at camera 2's S_rect size with
     the LiDAR-x depth (the reference's ``generate_depth_map(..., vel_depth=True)``; all Eigen test
@@ -387,8 +397,7 @@ def export_gt_depths(
         else:
             depth = load_depth_png(path)
         maps.append(depth.astype(np.float32))
-    save_gt_depths(out_path, maps)
-    return Path(out_path)
+    return maps
 
 
 def save_gt_depths(path: PathLike, maps: Sequence[np.ndarray]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -174,7 +175,9 @@ class HintWorker:
         self.store = open_store(store_root, manifest)
         self.config = config
         self.matchers = make_matchers(config.matchers)
-        self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        with warnings.catch_warnings():  # Ray 2.60 reads its own deprecated actor_id here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
         # Ray sets CUDA_VISIBLE_DEVICES to the GPU share it granted this actor, if any.
         self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 

@@ -38,3 +38,12 @@ def tree(tmp_path_factory) -> dict:
         )
         assert not result.failures
     return {"root": root, "split": split, "hints": base / "hints", "items": items}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory) -> str:
+    """One embedded MLflow store for every training in the suite (trainings track by default)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from mlflow import MlflowClient
 from PIL import Image
 
 from depthhints.cli import main
+from depthhints.config import TrainConfig
 from depthhints.data.kitti import KittiRawLayout, read_split_file
+from depthhints.train.reporting import recorded_run_id
 
 SMALL = ["--frames", "5", "--width", "416", "--height", "128", "--workers", "1"]
 
@@ -21,7 +24,8 @@ def test_synth_writes_a_readable_tree(tmp_path, capsys):
     assert layout.image_path(items[0].folder, items[0].frame, "r").is_file()
 
 
-def test_demo_renders_hints_trains_and_evaluates(tmp_path, capsys):
+def test_demo_renders_hints_trains_on_ray_tracks_and_evaluates(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the demo's own embedded store
     small = [
         "--frames",
         "4",
@@ -39,9 +43,16 @@ def test_demo_renders_hints_trains_and_evaluates(tmp_path, capsys):
     out = capsys.readouterr().out
     assert str(picture) in out and "5 written" in out and "0 failed" in out
     assert "abs_rel" in out and "stereo evaluation of 1 images" in out
-    assert (
-        tmp_path / "runs" / "demo_stereo_hints" / "models" / "weights_0" / "depth.pth"
-    ).is_file()
+    run_dir = tmp_path / "runs" / "demo_stereo_hints"
+    assert (run_dir / "models" / "weights_0" / "depth.pth").is_file()
+    # trained by 2 Ray Train workers, tracked in <out>/runs/mlflow.db
+    store = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    run_id = recorded_run_id(TrainConfig(log_dir=str(tmp_path / "runs"), model_name=run_dir.name))
+    assert run_id in out and store in out
+    run = MlflowClient(store).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["world_size"] == "2"
+    assert {"train/loss", "val/loss", "eval/abs_rel", "eval/a1"} <= set(run.data.metrics)
+    assert (tmp_path / "runs" / "ray_results" / run_dir.name).is_dir()
     hints = list((tmp_path / "kitti_synthetic" / "depth_hints").rglob("*.npy"))
     assert len(hints) == 5 and np.load(hints[0]).shape == (1, 320, 1024)
     pixels = np.asarray(Image.open(picture).convert("L"), dtype=float)

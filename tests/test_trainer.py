@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import ray
+from mlflow import MlflowClient
 
 from depthhints.config import TrainConfig
+from depthhints.train.reporting import recorded_run_id
 from depthhints.train.trainer import RayOptions, fit_distributed, init_ray
 
 pytestmark = pytest.mark.slow
@@ -44,10 +46,20 @@ def _train_log(config: TrainConfig) -> list[int]:
     return [r["step"] for r in map(json.loads, lines) if r["phase"] == "train"]
 
 
-def test_two_workers_stay_in_sync_and_resume_with_more_epochs(tree, tmp_path):
+def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def test_two_workers_stay_in_sync_and_resume_with_more_epochs(tree, tmp_path, mlflow_store):
     config = _config(tree, tmp_path, model_name="sync")
     params = tmp_path / "params"
-    result = fit_distributed(config, RayOptions(num_workers=2), {"parameter_log": str(params)})
+    announced: list[str] = []
+    result = fit_distributed(
+        config,
+        RayOptions(num_workers=2),
+        {"parameter_log": str(params)},
+        announce=announced.append,
+    )
     assert result.metrics["step"] == 2  # 4 items / 2 workers / batch 1
     ranks = [
         [json.loads(line) for line in (params / f"rank{r}.jsonl").read_text().splitlines()]
@@ -57,13 +69,31 @@ def test_two_workers_stay_in_sync_and_resume_with_more_epochs(tree, tmp_path):
     assert ranks[0] == ranks[1]  # identical parameters on both workers after every step
     assert (config.run_dir / "models" / "weights_0" / "encoder.pth").is_file()
 
+    # the driver created the MLflow run; rank 0 logged to it and finished it
+    run_id = recorded_run_id(config)
+    assert run_id and run_id in announced[0]
+    client = MlflowClient(mlflow_store)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["world_size"] == "2" and run.data.params["effective_batch_size"] == "2"
+    assert run.data.tags["world_size"] == "2" and run.data.tags["ray_cluster_size"] == "1"
+    assert _steps(client, run_id, "train/loss") == [0, 1]
+    per_worker = client.get_metric_history(run_id, "train/images_per_second_per_worker")
+    total = {m.step: m.value for m in client.get_metric_history(run_id, "train/images_per_second")}
+    assert all(total[m.step] == pytest.approx(2 * m.value) for m in per_worker)
+    weights = client.list_artifacts(run_id, "weights")
+    assert [a.path for a in weights] == ["weights/weights_0"]
+
     longer = config.replace(num_epochs=2)
-    resumed = fit_distributed(longer, RayOptions(num_workers=2))
+    resumed = fit_distributed(longer, RayOptions(num_workers=2), resume=True)
     assert resumed.metrics["step"] == 4 and resumed.metrics["epoch"] == 1
     assert _train_log(longer) == [0, 1, 2, 3]  # the second run started at step 2, not 0
+    assert recorded_run_id(longer) == run_id  # ... and continued the same MLflow run
+    assert _steps(client, run_id, "train/loss") == [0, 1, 2, 3]
+    assert client.get_run(run_id).info.status == "FINISHED"
 
 
-def test_a_crashed_worker_is_replaced_and_training_continues(tree, tmp_path):
+def test_a_crashed_worker_is_replaced_and_training_continues(tree, tmp_path, mlflow_store):
     config = _config(tree, tmp_path, model_name="crash", num_epochs=2)
     hooks = {"crash_at_step": 2, "marker": str(tmp_path / "crashed")}
     result = fit_distributed(config, RayOptions(num_workers=2, max_failures=1), hooks)
@@ -72,3 +102,8 @@ def test_a_crashed_worker_is_replaced_and_training_continues(tree, tmp_path):
     # step 2 ran, crashed while logging, and ran again from the epoch-0 checkpoint (step 2);
     # nothing restarted from step 0
     assert _train_log(config) == [0, 1, 2, 2, 3]
+    # one MLflow run throughout: FAILED at the crash, RUNNING again after the restart, FINISHED
+    client = MlflowClient(mlflow_store)
+    run_id = recorded_run_id(config)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert _steps(client, run_id, "train/loss") == [0, 1, 2, 2, 3]

@@ -4,12 +4,13 @@ The loop knows steps, epochs and hooks; the method itself lives in ``train.step`
 Schedule (SPEC §4.8): one Adam over every parameter, ``StepLR(scheduler_step_size, 0.1)`` stepped
 at the *start* of each epoch, so the first decay lands on epoch ``scheduler_step_size − 1``.
 Logging follows the reference's rule (batches 0, f, 2f, ... of the first 2000 steps, then every
-2000 steps); each log event also evaluates one validation batch.
+2000 steps); each log event also evaluates one validation batch. After every epoch rank 0 logs
+an image grid and, with ``eval_split_file``, the Eigen-protocol metrics, which also go into the
+epoch's checkpoint report (``train.reporting`` says what goes where).
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import warnings
@@ -24,7 +25,8 @@ from tqdm import tqdm
 
 from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
-from depthhints.evaluate import monitoring_metrics
+from depthhints.evaluate import EvalResult, monitoring_metrics
+from depthhints.tracking import NullTracker, Tracker
 from depthhints.train.checkpoint import (
     STATE_FILE,
     TrainState,
@@ -36,6 +38,14 @@ from depthhints.train.checkpoint import (
 )
 from depthhints.train.data import build_datasets, epoch_order, make_loader, steps_per_epoch
 from depthhints.train.model import build_model
+from depthhints.train.reporting import (
+    LogHook,
+    RunReporter,
+    TrackingOptions,
+    describe_run,
+    open_run,
+    training_grid,
+)
 from depthhints.train.step import (
     StepOutput,
     batch_to_device,
@@ -43,12 +53,11 @@ from depthhints.train.step import (
     train_step,
     train_step_outputs,
 )
+from depthhints.train.validation import EigenValidator
 
 LOG_EVERY_LATE = 2000
 """After this many steps the reference logs only every ``LOG_EVERY_LATE`` steps."""
 
-LogHook = Callable[[str, dict[str, float], int], None]
-"""Called on rank 0 as ``hook(phase, metrics, step)``, phase "train" or "val", at log events."""
 StepHook = Callable[[int, torch.nn.Module], None]
 """Called on every rank as ``hook(step, model)`` after each optimisation step."""
 
@@ -99,7 +108,7 @@ def _step_scheduler(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
 class LocalSession:
     """Single process: the full state lives in ``<run_dir>/models/state.pt``.
 
-    The Ray Train session (``depthhints.train.trainer``) has the same four members, so one loop
+    The Ray Train session (``depthhints.train.trainer``) has the same members, so one loop
     serves both.
     """
 
@@ -116,19 +125,36 @@ class LocalSession:
     def save(self, write_state: Callable[[Path], None], metrics: dict[str, float]) -> None:
         write_state(self.state_path)
 
+    def progress_bar(self, total: int, initial: int, enabled: bool) -> tqdm:
+        return tqdm(total=total, initial=initial, unit="step", disable=not enabled)
+
+    def write(self, text: str) -> None:
+        tqdm.write(text)
+
 
 def fit(
     config: TrainConfig,
     resume: bool | str | Path = False,
     hooks: Sequence[LogHook] = (),
     progress: bool = True,
+    tracking: TrackingOptions | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train in this process; ``resume`` = True continues from ``<run_dir>/models/state.pt``."""
+    """Train in this process; ``resume`` = True continues from ``<run_dir>/models/state.pt``.
+
+    The MLflow run (``tracking``, default: the embedded store under ``log_dir``) ends FINISHED,
+    or FAILED/KILLED when training raises; a resumed training continues its run. ``announce``
+    receives a line saying where that run lives.
+    """
     session = LocalSession(config)
     state = None
     if resume:
         state = session.state_path if resume is True else Path(resume)
-    return run_loop(config, session, state, hooks, progress)
+    tracking = tracking or TrackingOptions()
+    with open_run(config, tracking, 1, resume=bool(resume)) as tracker:
+        if announce:
+            announce(describe_run(tracker, tracking.tracking_uri(config), tracking.experiment))
+        return run_loop(config, session, state, hooks, progress, tracker=tracker)
 
 
 def run_loop(
@@ -138,11 +164,12 @@ def run_loop(
     hooks: Sequence[LogHook] = (),
     progress: bool = True,
     step_hooks: Sequence[StepHook] = (),
+    tracker: Tracker | NullTracker | None = None,
 ) -> TrainResult:
     """The training loop on one rank of ``session``, continuing from ``state`` when given.
 
-    Each rank trains on its slice of the epoch's order; rank 0 alone logs, evaluates and writes
-    the published weights.
+    Each rank trains on its slice of the epoch's order; rank 0 alone logs (to ``tracker`` too),
+    evaluates and writes the published weights.
     """
     device, rank, world_size = session.device, session.rank, session.world_size
     seed_everything(config.seed)
@@ -154,20 +181,17 @@ def run_loop(
     net = model  # the unwrapped model: checkpoints, validation
     model = session.prepare_model(model)
     lead = rank == 0
+    reporter = RunReporter(config, tracker or NullTracker(), hooks) if lead else None
+    validator = EigenValidator(config) if lead and config.eval_split_file else None
     if lead:
         save_options(config)
 
     result = TrainResult(run_dir=config.run_dir)
     per_epoch = steps_per_epoch(len(train_set), config.batch_size, world_size)
-    metrics_log = config.run_dir / "metrics.jsonl"
+    remaining = (config.num_epochs - position.epoch) * per_epoch - position.batch_in_epoch
+    bar = session.progress_bar(position.step + remaining, position.step, progress and lead)
     start = time.perf_counter()
     first_step = position.step
-
-    def log(phase: str, metrics: dict[str, float], step: int) -> None:
-        with metrics_log.open("a") as handle:
-            handle.write(json.dumps({"phase": phase, "step": step, **metrics}) + "\n")
-        for hook in hooks:
-            hook(phase, metrics, step)
 
     def checkpoint(metrics: dict[str, float]) -> None:
         session.save(
@@ -188,31 +212,28 @@ def run_loop(
             pin_memory=device.type == "cuda",
         )
         model.train()
-        bar = tqdm(
-            loader,
-            total=per_epoch,
-            initial=position.batch_in_epoch,
-            desc=f"epoch {epoch}",
-            disable=not (progress and lead),
-            leave=False,
-        )
+        bar.set_description(f"epoch {epoch}/{config.num_epochs}")
         losses: dict[str, float] = {}
-        for batch_idx, batch in enumerate(bar, start=position.batch_in_epoch):
+        for batch_idx, batch in enumerate(loader, start=position.batch_in_epoch):
             step = position.step
             batch = batch_to_device(batch, device)
             lr = optimizer.param_groups[0]["lr"]
-            if lead and should_log(batch_idx, step, config.log_frequency):
+            if reporter and should_log(batch_idx, step, config.log_frequency):
                 out = train_step_outputs(model, optimizer, batch, config)
                 losses = out.scalars
-                done = step - first_step + 1
-                rate = done * config.batch_size * world_size / (time.perf_counter() - start)
-                bar.write(
-                    f"epoch {epoch:>3} | batch {batch_idx:>6} | examples/s {rate:6.2f} | "
-                    f"loss {losses['loss']:.5f} | lr {lr:.1e}"
+                per_worker = (step - first_step + 1) * config.batch_size
+                per_worker /= time.perf_counter() - start
+                session.write(
+                    f"epoch {epoch:>3} | batch {batch_idx:>6} | images/s "
+                    f"{per_worker * world_size:6.2f} | loss {losses['loss']:.5f} | lr {lr:.1e}"
                 )
+                rates = {
+                    "images_per_second": per_worker * world_size,
+                    "images_per_second_per_worker": per_worker,
+                }
                 extra = _depth_metrics(batch, out)
-                log("train", {"lr": lr, "examples_per_second": rate, **losses, **extra}, step)
-                log("val", _validate(net, val_set, step, config, device), step)
+                reporter.log("train", {"lr": lr, **rates, **losses, **extra}, step)
+                reporter.log("val", _validate(net, val_set, step, config, device), step)
             else:
                 losses = train_step(model, optimizer, batch, config)
             result.history.append({"step": step, "epoch": epoch, "lr": lr, **losses})
@@ -220,13 +241,40 @@ def run_loop(
                 step_hook(step, net)
             position.step += 1
             position.batch_in_epoch = batch_idx + 1
+            bar.update(1)
             if config.checkpoint_steps and position.step % config.checkpoint_steps == 0:
                 checkpoint({"epoch": epoch, "step": position.step, **losses})
         position.epoch, position.batch_in_epoch = epoch + 1, 0
-        if lead and ((epoch + 1) % config.save_frequency == 0 or epoch + 1 == config.num_epochs):
-            result.weights.append(save_weights(config, net, optimizer, epoch))
-        checkpoint({"epoch": epoch, "step": position.step, **losses})
+        report = {"epoch": epoch, "step": position.step, **losses}
+        if reporter:
+            if (epoch + 1) % config.save_frequency == 0 or epoch + 1 == config.num_epochs:
+                result.weights.append(save_weights(config, net, optimizer, epoch))
+            evaluation = validator(net, device) if validator else None
+            grid = _epoch_grid(net, val_set, config, device)
+            reporter.epoch_end(epoch, position.step, grid, evaluation)
+            report.update(_eval_report(evaluation))
+        checkpoint(report)
+    bar.close()
+    if reporter:
+        reporter.finish(result.weights[-1] if result.weights else None)
     return result
+
+
+def _eval_report(evaluation: EvalResult | None) -> dict[str, float]:
+    return {f"eval/{k}": v for k, v in evaluation.metrics.items()} if evaluation else {}
+
+
+def _epoch_grid(
+    model: torch.nn.Module,
+    val_set: torch.utils.data.Dataset,
+    config: TrainConfig,
+    device: torch.device,
+) -> np.ndarray:
+    """The image grid of the first validation images (the same ones every epoch)."""
+    batch = default_collate([val_set[i] for i in range(min(4, len(val_set)))])
+    batch = batch_to_device(batch, device)
+    out = eval_step_outputs(model, batch, config)
+    return training_grid(batch, out.outputs, out.masks)
 
 
 def _depth_metrics(batch: dict, out: StepOutput) -> dict[str, float]:

@@ -7,10 +7,16 @@ rescaled (set ``learning_rate`` yourself when comparing across worker counts). R
 the full state into a Ray checkpoint at every epoch end (and every ``checkpoint_steps``); when
 a worker dies Ray restarts the group (``max_failures``) and every rank resumes from the latest
 checkpoint — model, Adam, StepLR, epoch, step and position in the epoch.
+
+The driver creates the MLflow run (``train.reporting.open_run``) and hands its id to the
+workers; rank 0 logs to it (its journal, if the server is unreachable, lives in the run folder,
+which must be on the driver's file system for an offline start to be continued). Rank 0's
+progress bar reaches the driver through ``ray.experimental.tqdm_ray``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -24,13 +30,23 @@ import ray
 import ray.train
 import ray.train.torch
 import torch
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.experimental import tqdm_ray
+from ray.train import (
+    Checkpoint,
+    CheckpointConfig,
+    FailureConfig,
+    LoggingConfig,
+    RunConfig,
+    ScalingConfig,
+)
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
+from depthhints.tracking import NullTracker
 from depthhints.train.checkpoint import STATE_FILE
-from depthhints.train.loop import LogHook, run_loop
+from depthhints.train.loop import run_loop
+from depthhints.train.reporting import LogHook, TrackingOptions, attach_run, describe_run, open_run
 
 REPORT_INTERVAL_S = "0.05"
 """``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: Ray's default (2 s) blocks every report for ~2 s."""
@@ -47,6 +63,7 @@ class RayOptions:
     max_failures: int = 2
     num_to_keep: int = 2
     address: str | None = None  # an existing cluster ("auto"), else a local one
+    log_level: str = "WARNING"  # Ray Train's own console logs (INFO: every report)
 
     def __post_init__(self) -> None:
         if self.num_workers < 1:
@@ -75,6 +92,29 @@ class RaySession:
                 checkpoint = Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
 
+    def progress_bar(self, total: int, initial: int, enabled: bool) -> tqdm_ray.tqdm | _NoBar:
+        if not enabled:
+            return _NoBar()
+        bar = tqdm_ray.tqdm(total=total, unit="step")
+        bar.update(initial)
+        return bar
+
+    def write(self, text: str) -> None:
+        print(text, flush=True)
+
+
+class _NoBar:
+    """The progress bar of the ranks that show none."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_description(self, desc: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
 
 def _restored_state(local_dir: Path) -> Path | None:
     """The latest checkpoint's state file, copied to ``local_dir`` (None on a fresh start)."""
@@ -100,7 +140,10 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         hooks.append(_crash_once(test_hooks["crash_at_step"], Path(test_hooks["marker"])))
     if "parameter_log" in test_hooks:
         step_hooks.append(_log_parameters(Path(test_hooks["parameter_log"]), session.rank))
-    run_loop(config, session, state, hooks, session.rank == 0, step_hooks)
+    lead = session.rank == 0
+    tracking = TrackingOptions(**loop_config.get("tracking", {"enabled": False}))
+    with attach_run(config, tracking) if lead else NullTracker() as tracker:
+        run_loop(config, session, state, hooks, lead, step_hooks, tracker)
 
 
 def _crash_once(step: int, marker: Path) -> LogHook:
@@ -128,20 +171,40 @@ def _log_parameters(folder: Path, rank: int) -> Callable[[int, torch.nn.Module],
     return hook
 
 
+def absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with every path absolute: Ray workers do not run in the driver's cwd."""
+
+    def resolved(path: str | None) -> str | None:
+        return str(Path(path).resolve()) if path is not None and Path(path).exists() else path
+
+    return config.replace(
+        data_path=str(Path(config.data_path).resolve()),
+        log_dir=str(Path(config.log_dir).resolve()),
+        split=resolved(config.split),
+        depth_hint_path=str(config.hint_path.resolve()) if config.use_depth_hints else None,
+        eval_split_file=resolved(config.eval_split_file),
+    )
+
+
 def make_trainer(
     config: TrainConfig,
     options: RayOptions,
     test_hooks: dict | None = None,
+    tracking: TrackingOptions | None = None,
 ) -> TorchTrainer:
-    """A TorchTrainer for ``config``; the Train run is named after ``model_name`` (resumable)."""
+    """A TorchTrainer for ``config``; the Train run is named after ``model_name`` (resumable).
+
+    ``tracking``: the MLflow run rank 0 logs to (its ``uri`` resolved here, in the driver);
+    None: no tracking.
+    """
     storage = options.storage_path or str(Path(config.log_dir).resolve() / "ray_results")
-    config = config.replace(
-        data_path=str(Path(config.data_path).resolve()),
-        log_dir=str(Path(config.log_dir).resolve()),
-        split=str(Path(config.split).resolve()) if Path(config.split).exists() else config.split,
-        depth_hint_path=str(config.hint_path.resolve()) if config.use_depth_hints else None,
-        device="cuda" if options.use_gpu else "cpu",
-    )
+    config = absolute_paths(config).replace(device="cuda" if options.use_gpu else "cpu")
+    tracking_values = {"enabled": False}
+    if tracking is not None and tracking.enabled:
+        tracking_values = {
+            **dataclasses.asdict(tracking),
+            "uri": tracking.tracking_uri(config),
+        }
     resources = {"CPU": options.cpus_per_worker}
     if options.use_gpu:
         resources["GPU"] = 1
@@ -151,6 +214,7 @@ def make_trainer(
             "config": config.to_dict(),
             "threads": options.cpus_per_worker,
             "test_hooks": test_hooks,
+            "tracking": tracking_values,
         },
         scaling_config=ScalingConfig(
             num_workers=options.num_workers,
@@ -163,6 +227,7 @@ def make_trainer(
             storage_path=storage,
             checkpoint_config=CheckpointConfig(num_to_keep=options.num_to_keep),
             failure_config=FailureConfig(max_failures=options.max_failures),
+            logging_config=LoggingConfig(log_level=options.log_level),
         ),
     )
 
@@ -181,12 +246,30 @@ def run_path(config: TrainConfig, options: RayOptions) -> str:
 
 
 def fit_distributed(
-    config: TrainConfig, options: RayOptions, test_hooks: dict | None = None
+    config: TrainConfig,
+    options: RayOptions,
+    test_hooks: dict | None = None,
+    tracking: TrackingOptions | None = None,
+    resume: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> ray.train.Result:
-    """Train on Ray (starting a local cluster unless ``options.address``); returns Ray's result."""
+    """Train on Ray (starting a local cluster unless ``options.address``); returns Ray's result.
+
+    The MLflow run (``tracking``, default: the embedded store under ``log_dir``) is created
+    here, or continued when ``resume``; ``announce`` receives a line saying where it lives.
+    """
     if not ray.is_initialized():
         init_ray(options.address)
-    result = make_trainer(config, options, test_hooks).fit()
+    config = absolute_paths(config)
+    tracking = tracking or TrackingOptions()
+    if tracking.enabled:
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        tracker = open_run(config, tracking, options.num_workers, resume, cluster_size=nodes)
+        tracker.flush()
+        tracking = dataclasses.replace(tracking, run_id=tracker.run_id)
+        if announce:
+            announce(describe_run(tracker, tracking.tracking_uri(config), tracking.experiment))
+    result = make_trainer(config, options, test_hooks, tracking).fit()
     if result.error is not None:
         raise result.error
     return result
