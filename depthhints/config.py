@@ -70,7 +70,7 @@ class TrainConfig:
     seed: int = 0  # ours: seeds initialisation, shuffling and augmentation
     load_gt: bool = False  # ours: LiDAR GT per sample for monitoring metrics (costly, P-12)
     # validation (ours): Eigen-protocol metrics after every epoch on a split with ground truth
-    eval_split_file: str | None = None  # e.g. splits/eigen/test_files.txt; None: no validation
+    eval_split_file: str | None = None  # a split file or bundled name (eigen); None: none
     eval_protocol: str = "eigen"  # eigen: projected LiDAR; eigen_benchmark: annotated/dense GT
     # logging and checkpoints
     log_frequency: int = 250

@@ -250,7 +250,7 @@ def run_loop(
             if (epoch + 1) % config.save_frequency == 0 or epoch + 1 == config.num_epochs:
                 result.weights.append(save_weights(config, net, optimizer, epoch))
             evaluation = validator(net, device) if validator else None
-            grid = _epoch_grid(net, val_set, config, device)
+            grid = _epoch_grid(net, val_set, config, device) if reporter.tracking else None
             reporter.epoch_end(epoch, position.step, grid, evaluation)
             report.update(_eval_report(evaluation))
         checkpoint(report)

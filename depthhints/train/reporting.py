@@ -154,6 +154,11 @@ class RunReporter:
         self.metrics_log = config.run_dir / "metrics.jsonl"
         self.metrics_log.parent.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def tracking(self) -> bool:
+        """Whether an MLflow run receives the records (else only ``metrics.jsonl``)."""
+        return not isinstance(self.tracker, NullTracker)
+
     def log(self, phase: str, metrics: Mapping[str, float], step: int) -> None:
         """One record in ``metrics.jsonl`` and MLflow (``<phase>/<name>``), then the hooks."""
         metrics = dict(metrics)

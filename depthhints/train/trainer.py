@@ -17,7 +17,6 @@ progress bar reaches the driver through ``ray.experimental.tqdm_ray``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -44,9 +43,10 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
 from depthhints.tracking import NullTracker
+from depthhints.train import probes
 from depthhints.train.checkpoint import STATE_FILE
 from depthhints.train.loop import run_loop
-from depthhints.train.reporting import LogHook, TrackingOptions, attach_run, describe_run, open_run
+from depthhints.train.reporting import TrackingOptions, attach_run, describe_run, open_run
 
 REPORT_INTERVAL_S = "0.05"
 """``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: Ray's default (2 s) blocks every report for ~2 s."""
@@ -134,41 +134,11 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(loop_config.get("threads", 1))))
     session = RaySession()
     state = _restored_state(config.run_dir / "models")
-    hooks, step_hooks = [], []
-    test_hooks = loop_config.get("test_hooks") or {}
-    if "crash_at_step" in test_hooks:
-        hooks.append(_crash_once(test_hooks["crash_at_step"], Path(test_hooks["marker"])))
-    if "parameter_log" in test_hooks:
-        step_hooks.append(_log_parameters(Path(test_hooks["parameter_log"]), session.rank))
+    hooks, step_hooks = probes.from_spec(loop_config.get("test_hooks") or {}, session.rank)
     lead = session.rank == 0
     tracking = TrackingOptions(**loop_config.get("tracking", {"enabled": False}))
     with attach_run(config, tracking) if lead else NullTracker() as tracker:
         run_loop(config, session, state, hooks, lead, step_hooks, tracker)
-
-
-def _crash_once(step: int, marker: Path) -> LogHook:
-    """Test hook: raise once at ``step`` (rank 0's log events), leaving ``marker`` behind."""
-
-    def hook(phase: str, metrics: dict, at: int) -> None:
-        if at == step and not marker.exists():
-            marker.write_text("crashed")
-            raise RuntimeError(f"injected worker failure at step {step}")
-
-    return hook
-
-
-def _log_parameters(folder: Path, rank: int) -> Callable[[int, torch.nn.Module], None]:
-    """Test hook: append (step, sum and L2 norm of every parameter) to ``rank<N>.jsonl``."""
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def hook(step: int, model: torch.nn.Module) -> None:
-        with torch.no_grad():
-            total = sum(float(p.double().sum()) for p in model.parameters())
-            norm = sum(float(p.double().pow(2).sum()) for p in model.parameters())
-        with (folder / f"rank{rank}.jsonl").open("a") as handle:
-            handle.write(json.dumps({"step": step, "sum": total, "norm": norm}) + "\n")
-
-    return hook
 
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:
@@ -234,8 +204,8 @@ def make_trainer(
 
 def init_ray(address: str | None = None, **kwargs: Any) -> None:
     """``ray.init`` with Train's report interval lowered (it must be set before the cluster)."""
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", REPORT_INTERVAL_S)
-    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": REPORT_INTERVAL_S}
+    interval = os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", REPORT_INTERVAL_S)
+    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": interval}
     ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
 
 

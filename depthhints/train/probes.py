@@ -1,0 +1,68 @@
+"""Instrumentation hooks for tests and benchmarks, chosen by a JSON-able spec (Ray-safe).
+
+``from_spec({"crash_at_step": 2, "marker": path})``: rank 0 raises once at that log event;
+``{"parameter_log": folder}``: every rank appends the sum and norm of its parameters after each
+step to ``rank<N>.jsonl``; ``{"step_times": folder}``: every rank appends the wall-clock time at
+the end of each step to ``rank<N>_times.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from depthhints.train.loop import StepHook
+from depthhints.train.reporting import LogHook
+
+
+def from_spec(spec: dict[str, Any], rank: int) -> tuple[list[LogHook], list[StepHook]]:
+    """The (log hooks, step hooks) a spec asks for."""
+    hooks: list[LogHook] = []
+    step_hooks: list[StepHook] = []
+    if "crash_at_step" in spec:
+        hooks.append(crash_once(spec["crash_at_step"], Path(spec["marker"])))
+    if "parameter_log" in spec:
+        step_hooks.append(log_parameters(Path(spec["parameter_log"]), rank))
+    if "step_times" in spec:
+        step_hooks.append(log_step_times(Path(spec["step_times"]), rank))
+    return hooks, step_hooks
+
+
+def crash_once(step: int, marker: Path) -> LogHook:
+    """Raise once at ``step`` (rank 0's log events), leaving ``marker`` behind."""
+
+    def hook(phase: str, metrics: dict, at: int) -> None:
+        if at == step and not marker.exists():
+            marker.write_text("crashed")
+            raise RuntimeError(f"injected worker failure at step {step}")
+
+    return hook
+
+
+def log_parameters(folder: Path, rank: int) -> StepHook:
+    """Append (step, sum and squared L2 norm of every parameter) to ``rank<N>.jsonl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def hook(step: int, model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            total = sum(float(p.double().sum()) for p in model.parameters())
+            norm = sum(float(p.double().pow(2).sum()) for p in model.parameters())
+        with (folder / f"rank{rank}.jsonl").open("a") as handle:
+            handle.write(json.dumps({"step": step, "sum": total, "norm": norm}) + "\n")
+
+    return hook
+
+
+def log_step_times(folder: Path, rank: int) -> StepHook:
+    """Append (step, ``time.time()``) at the end of every step to ``rank<N>_times.jsonl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def hook(step: int, model: torch.nn.Module) -> None:
+        with (folder / f"rank{rank}_times.jsonl").open("a") as handle:
+            handle.write(json.dumps({"step": step, "time": time.time()}) + "\n")
+
+    return hook
