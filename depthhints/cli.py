@@ -140,6 +140,7 @@ def _demo_train(root: Path, out: Path, args: argparse.Namespace) -> Path:
         num_workers=0,
         eval_split_file=test_files,
         eval_protocol="eigen_benchmark",
+        learning_rate=args.learning_rate,
     )
     options = RayOptions(num_workers=workers, max_failures=0)
     run = config.run_dir
@@ -503,6 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="outputs/demo", help="output folder")
     _add_dataset_arguments(demo, frames=20)
     demo.add_argument("--epochs", type=_positive_int, default=3, help="training epochs")
+    demo.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="10x the published 1e-4: the demo trains a few dozen steps, from scratch",
+    )
     demo.add_argument(
         "--train-workers", type=_positive_int, default=2, help="Ray Train workers (DDP ranks)"
     )

@@ -17,8 +17,10 @@ progress bar reaches the driver through ``ray.experimental.tqdm_ray``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from ray.train import (
     ScalingConfig,
 )
 from ray.train.torch import TorchConfig, TorchTrainer
+from ray.train.v2._internal.execution import context as ray_train_context
 
 from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
@@ -92,15 +95,23 @@ class RaySession:
                 checkpoint = Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
 
-    def progress_bar(self, total: int, initial: int, enabled: bool) -> tqdm_ray.tqdm | _NoBar:
+    def progress_bar(self, total: int, initial: int, enabled: bool) -> _RayBar | _NoBar:
         if not enabled:
             return _NoBar()
-        bar = tqdm_ray.tqdm(total=total, unit="step")
+        bar = _RayBar(total=total, unit="step")
         bar.update(initial)
         return bar
 
     def write(self, text: str) -> None:
         print(text, flush=True)
+
+
+class _RayBar(tqdm_ray.tqdm):
+    """Ray's worker-side progress bar (drawn by the driver), whose close reaches the driver."""
+
+    def close(self) -> None:
+        super().close()
+        sys.stdout.flush()  # the state travels in the worker's stdout; unflushed, it is lost
 
 
 class _NoBar:
@@ -132,6 +143,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     """Entry point of every Ray Train worker."""
     config = TrainConfig.from_dict(loop_config["config"])
     torch.set_num_threads(max(1, int(loop_config.get("threads", 1))))
+    # Ray 2.60 logs every report from a logger named after its file, which LoggingConfig misses
+    logging.getLogger(ray_train_context.__file__).setLevel(loop_config.get("log_level", "INFO"))
     session = RaySession()
     state = _restored_state(config.run_dir / "models")
     hooks, step_hooks = probes.from_spec(loop_config.get("test_hooks") or {}, session.rank)
@@ -185,6 +198,7 @@ def make_trainer(
             "threads": options.cpus_per_worker,
             "test_hooks": test_hooks,
             "tracking": tracking_values,
+            "log_level": options.log_level,
         },
         scaling_config=ScalingConfig(
             num_workers=options.num_workers,
@@ -203,9 +217,20 @@ def make_trainer(
 
 
 def init_ray(address: str | None = None, **kwargs: Any) -> None:
-    """``ray.init`` with Train's report interval lowered (it must be set before the cluster)."""
-    interval = os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", REPORT_INTERVAL_S)
-    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": interval}
+    """``ray.init`` with the worker settings training needs (set before the cluster starts).
+
+    ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: Ray's 2 s default blocks every report for ~2 s.
+    ``RAY_TRAIN_ENABLE_PRINT_PATCH=0``: Train V2 re-routes a worker's ``print`` through a logger
+    and, on a wrapped stdout, prints twice, which duplicates every line and revives closed
+    ``tqdm_ray`` bars on the driver (seen with Ray 2.60).
+    """
+    env = {
+        name: os.environ.setdefault(name, value)
+        for name, value in (
+            ("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", REPORT_INTERVAL_S),
+            ("RAY_TRAIN_ENABLE_PRINT_PATCH", "0"),
+        )
+    }
     ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
 
 
