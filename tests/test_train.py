@@ -22,6 +22,7 @@ from depthhints.errors import ConfigError, DataFileError, MissingDataError
 from depthhints.models import load_depth_net
 from depthhints.predict import predict_depth
 from depthhints.train.loop import fit
+from tests.helpers import tiny_config
 
 FRAMES = (2, 3)
 
@@ -31,21 +32,7 @@ class Interrupted(Exception):
 
 
 def _config(tree: dict, tmp_path: Path, **changes) -> TrainConfig:
-    values = dict(
-        data_path=str(tree["root"]),
-        split=str(tree["split"]),
-        log_dir=str(tmp_path / "runs"),
-        height=64,
-        width=192,
-        batch_size=2,
-        num_epochs=2,
-        weights_init="scratch",
-        num_workers=0,
-        use_stereo=True,
-        frame_ids=[0],
-        log_frequency=1000,
-    )
-    return TrainConfig(**{**values, **changes})
+    return tiny_config(tree, tmp_path, **changes)
 
 
 def _abs_rel(tree: dict, weights: Path) -> float:

@@ -23,6 +23,7 @@ from depthhints.models import load_depth_net
 from depthhints.tracking import JOURNAL, sync_pending
 from depthhints.train.loop import fit
 from depthhints.train.reporting import TrackingOptions, recorded_run_id, training_grid
+from tests.helpers import tiny_config
 
 CLOSED_PORT_URI = "http://127.0.0.1:9"  # the discard port: nothing listens, connections refused
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
@@ -31,25 +32,14 @@ METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 def _config(tree: dict, tmp_path: Path, **changes) -> TrainConfig:
     eval_split = tmp_path / "eval_files.txt"
     write_split_file(eval_split, [item for item in tree["items"] if item.side == "l"])
-    values = dict(
-        data_path=str(tree["root"]),
-        split=str(tree["split"]),
+    tracked = dict(
         depth_hint_path=str(tree["hints"]),
-        log_dir=str(tmp_path / "runs"),
-        height=64,
-        width=192,
-        batch_size=2,
-        num_epochs=2,
-        weights_init="scratch",
-        num_workers=0,
-        use_stereo=True,
         use_depth_hints=True,
-        frame_ids=[0],
         log_frequency=1,
         eval_split_file=str(eval_split),
         eval_protocol="eigen_benchmark",
     )
-    return TrainConfig(**{**values, **changes})
+    return tiny_config(tree, tmp_path, **{**tracked, **changes})
 
 
 def _jsonl(config: TrainConfig, phase: str) -> list[dict]:

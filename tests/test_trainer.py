@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from depthhints.config import TrainConfig
 from depthhints.train.reporting import recorded_run_id
 from depthhints.train.trainer import RayOptions, fit_distributed, init_ray
+from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -24,21 +25,8 @@ def ray_cluster():
 
 
 def _config(tree: dict, tmp_path: Path, **changes) -> TrainConfig:
-    values = dict(
-        data_path=str(tree["root"]),
-        split=str(tree["split"]),
-        log_dir=str(tmp_path / "runs"),
-        height=64,
-        width=192,
-        batch_size=1,
-        num_epochs=1,
-        weights_init="scratch",
-        num_workers=0,
-        use_stereo=True,
-        frame_ids=[0],
-        log_frequency=1,
-    )
-    return TrainConfig(**{**values, **changes})
+    one_step_logs = {"batch_size": 1, "num_epochs": 1, "log_frequency": 1}
+    return tiny_config(tree, tmp_path, **{**one_step_logs, **changes})
 
 
 def _train_log(config: TrainConfig) -> list[int]:
