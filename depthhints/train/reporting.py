@@ -52,6 +52,7 @@ class TrackingOptions:
     uri: str | None = None  # None → $MLFLOW_TRACKING_URI, else sqlite <log_dir>/mlflow.db
     experiment: str = DEFAULT_EXPERIMENT
     run_id: str | None = None  # continue this MLflow run; None → the recorded one or a new run
+    parent_run_id: str | None = None  # a sweep's run: new runs are nested under it in the UI
 
     def tracking_uri(self, config: TrainConfig) -> str:
         return self.uri or default_tracking_uri(config.log_dir)
@@ -82,7 +83,10 @@ def open_run(
         options.tracking_uri(config),
         options.experiment,
         run_name=config.model_name,
-        tags=run_tags(config, world_size, cluster_size),
+        tags={
+            **run_tags(config, world_size, cluster_size),
+            **({"mlflow.parentRunId": options.parent_run_id} if options.parent_run_id else {}),
+        },
         run_id=run_id,
         fallback_dir=config.run_dir,
     )

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from ray.train import (
     LoggingConfig,
     RunConfig,
     ScalingConfig,
+    UserCallback,
 )
 from ray.train.torch import TorchConfig, TorchTrainer
 from ray.train.v2._internal.execution import context as ray_train_context
@@ -174,11 +175,13 @@ def make_trainer(
     options: RayOptions,
     test_hooks: dict | None = None,
     tracking: TrackingOptions | None = None,
+    callbacks: Sequence[UserCallback] = (),
 ) -> TorchTrainer:
     """A TorchTrainer for ``config``; the Train run is named after ``model_name`` (resumable).
 
     ``tracking``: the MLflow run rank 0 logs to (its ``uri`` resolved here, in the driver);
-    None: no tracking.
+    None: no tracking. ``callbacks``: Ray Train callbacks (a Tune trial passes
+    ``TuneReportCallback``).
     """
     storage = options.storage_path or str(Path(config.log_dir).resolve() / "ray_results")
     config = absolute_paths(config).replace(device="cuda" if options.use_gpu else "cpu")
@@ -212,6 +215,7 @@ def make_trainer(
             checkpoint_config=CheckpointConfig(num_to_keep=options.num_to_keep),
             failure_config=FailureConfig(max_failures=options.max_failures),
             logging_config=LoggingConfig(log_level=options.log_level),
+            callbacks=list(callbacks),
         ),
     )
 
@@ -247,6 +251,7 @@ def fit_distributed(
     tracking: TrackingOptions | None = None,
     resume: bool = False,
     announce: Callable[[str], None] | None = None,
+    callbacks: Sequence[UserCallback] = (),
 ) -> ray.train.Result:
     """Train on Ray (starting a local cluster unless ``options.address``); returns Ray's result.
 
@@ -264,7 +269,7 @@ def fit_distributed(
         tracking = dataclasses.replace(tracking, run_id=tracker.run_id)
         if announce:
             announce(describe_run(tracker, tracking.tracking_uri(config), tracking.experiment))
-    result = make_trainer(config, options, test_hooks, tracking).fit()
+    result = make_trainer(config, options, test_hooks, tracking, callbacks).fit()
     if result.error is not None:
         raise result.error
     return result

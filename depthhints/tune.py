@@ -1,0 +1,281 @@
+"""Ray Tune sweeps over training options: each trial is a Ray Train run and an MLflow child run.
+
+The Ray Train V2 way (PLATFORM_NOTES §3; ``Tuner(trainer)`` no longer runs): a function trainable
+(:func:`run_trial`) builds and fits a ``TorchTrainer`` through
+:func:`depthhints.train.trainer.fit_distributed`, named ``<model_name>_<trial id>`` so that a
+restored sweep's trial finds its Train run and checkpoints again; ``TuneReportCallback``
+forwards rank 0's epoch reports (losses, ``eval/*``) to Tune. A trial holds only 0.01 CPU for its
+own driver (its Train workers take theirs), so ``max_concurrent_trials`` and the cluster's free
+CPUs/GPUs decide how many run at once. A trial that fails is recorded as ERROR and the sweep
+goes on; ``sweep(..., resume=True)`` continues an interrupted sweep with ``Tuner.restore``
+(finished trials are not run again).
+
+Dimensions: any TrainConfig option (``use_depth_hints``, ``num_layers``, ``weights_init``,
+``seed``, ...) plus ``resolution`` (``640x192``), ``modality`` (``S``: stereo, frames 0 and s;
+``MS``: frames 0 −1 1 and s; ``M``: frames 0 −1 1) and ``hint_mode`` (a name from
+``hint_stores``, e.g. parity/masked/fast, whose store the trial trains with).
+
+MLflow: the sweep is a parent run (its space and search as params, the trial table as an
+artifact, the best trial as tags); every trial is a child run (``mlflow.parentRunId``) with all
+its config values as params, so the UI groups and compares them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from depthhints.config import TrainConfig
+from depthhints.errors import ConfigError
+from depthhints.tracking import NullTracker, Tracker
+from depthhints.train.reporting import TrackingOptions
+from depthhints.train.trainer import RayOptions, absolute_paths, fit_distributed, init_ray
+
+MODALITIES = {
+    "S": {"use_stereo": True, "frame_ids": [0]},
+    "MS": {"use_stereo": True, "frame_ids": [0, -1, 1]},
+    "M": {"use_stereo": False, "frame_ids": [0, -1, 1]},
+}
+DERIVED = ("resolution", "modality", "hint_mode")
+TRIAL_CPU = 0.01  # a trial's own driver; {"CPU": 0} is refused by Tune
+
+
+@dataclass
+class SweepOptions:
+    """How to search, and how much of the cluster each trial gets."""
+
+    name: str = "sweep"
+    search: str = "grid"  # grid: every combination; random: num_samples draws
+    num_samples: int = 1  # grid: repeats of the whole grid; random: number of trials
+    max_concurrent_trials: int = 1
+    asha: bool = False  # stop poor trials early on the metric (epochs as time)
+    metric: str | None = None  # None: eval/abs_rel with an eval split, else loss
+    storage_path: str | None = None  # None: <log_dir>/tune
+    hint_stores: dict[str, str] = field(default_factory=dict)  # hint_mode → store folder
+    ray: RayOptions = field(default_factory=lambda: RayOptions(num_workers=1))
+    random_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.search not in ("grid", "random"):
+            raise ConfigError(f"search={self.search!r}: use 'grid' or 'random'")
+        if self.num_samples < 1 or self.max_concurrent_trials < 1:
+            raise ConfigError("num_samples and max_concurrent_trials must be at least 1")
+
+
+def parse_space(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``["use_depth_hints=true,false", "num_layers=18,50"]`` → {name: [values]} (YAML values)."""
+    space: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not values.strip():
+            raise ConfigError(f"--space {item!r}: write NAME=VALUE[,VALUE...]")
+        space[name] = [yaml.safe_load(value.strip()) for value in values.split(",")]
+    return space
+
+
+def apply_choices(
+    base: TrainConfig, choices: Mapping[str, Any], hint_stores: Mapping[str, str] | None = None
+) -> TrainConfig:
+    """``base`` with one trial's values; derived dimensions expand to their options."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values: dict[str, Any] = {}
+    for name, value in choices.items():
+        if name == "resolution":
+            width, _, height = str(value).partition("x")
+            if not (width.isdigit() and height.isdigit()):
+                raise ConfigError(f"resolution={value!r}: write WIDTHxHEIGHT, e.g. 640x192")
+            values.update(width=int(width), height=int(height))
+        elif name == "modality":
+            if value not in MODALITIES:
+                raise ConfigError(f"modality={value!r}: use one of {list(MODALITIES)}")
+            values.update(MODALITIES[value])
+        elif name == "hint_mode":
+            stores = hint_stores or {}
+            if value not in stores:
+                raise ConfigError(
+                    f"hint_mode={value!r} has no store; pass --hint-store {value}=<folder> "
+                    f"(known: {sorted(stores) or 'none'})"
+                )
+            values["depth_hint_path"] = str(stores[value])
+        elif name in known:
+            values[name] = value
+        else:
+            raise ConfigError(
+                f"unknown sweep dimension {name!r}: use a training option or one of {DERIVED}"
+            )
+    return base.replace(**values)
+
+
+def run_trial(params: dict[str, Any]) -> None:
+    """The Tune trainable: one trial's Ray Train run, reporting to Tune and MLflow."""
+    trial_id = tune.get_context().get_trial_id()
+    base = TrainConfig.from_dict(params["base"])
+    config = apply_choices(base, params["choices"], params["hint_stores"])
+    config = config.replace(model_name=f"{base.model_name}_{trial_id}")
+    tracking = TrackingOptions(**params["tracking"])
+    fit_distributed(
+        config,
+        RayOptions(**params["ray"]),
+        tracking=tracking,
+        resume=True,  # a restored trial continues its Train run and its MLflow run
+        callbacks=[TuneReportCallback()],
+    )
+
+
+def sweep(
+    base: TrainConfig,
+    space: Mapping[str, Sequence[Any]],
+    options: SweepOptions,
+    tracking: TrackingOptions | None = None,
+    resume: bool = False,
+) -> tune.ResultGrid:
+    """Run (or with ``resume``, continue) a sweep; returns Tune's results, failed trials too."""
+    if not space:
+        raise ConfigError("the sweep space is empty; give at least one --space NAME=VALUES")
+    for combination in itertools.product(*space.values()):  # bad values fail before any trial
+        apply_choices(base, dict(zip(space, combination, strict=True)), options.hint_stores)
+    base = absolute_paths(base)
+    tracking = tracking or TrackingOptions()
+    storage = options.storage_path or str(Path(base.log_dir) / "tune")
+    metric = options.metric or ("eval/abs_rel" if base.eval_split_file else "loss")
+    # epoch reports carry eval/*, step checkpoints do not: let Tune accept both
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    import ray
+
+    if not ray.is_initialized():
+        init_ray(options.ray.address)
+
+    parent = _parent_run(base, space, options, tracking, metric, resume)
+    sample = tune.grid_search if options.search == "grid" else tune.choice
+    param_space = {
+        "base": base.to_dict(),
+        "choices": {name: sample(list(values)) for name, values in space.items()},
+        "hint_stores": {k: str(Path(v).resolve()) for k, v in options.hint_stores.items()},
+        "ray": dataclasses.asdict(options.ray),
+        "tracking": {
+            **dataclasses.asdict(tracking),
+            "uri": tracking.tracking_uri(base),
+            "run_id": None,
+            "parent_run_id": parent.run_id,
+        },
+    }
+    trainable = tune.with_resources(run_trial, {"CPU": TRIAL_CPU})
+    path = f"{storage.rstrip('/')}/{options.name}"
+    if resume and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(
+            path, trainable, resume_unfinished=True, resume_errored=True, param_space=param_space
+        )
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=metric,
+                mode="max" if metric.split("/")[-1] in ("a1", "a2", "a3") else "min",
+                num_samples=options.num_samples,
+                max_concurrent_trials=options.max_concurrent_trials,
+                scheduler=ASHAScheduler(max_t=base.num_epochs, grace_period=1)
+                if options.asha
+                else None,
+                search_alg=BasicVariantGenerator(random_state=options.random_seed),
+            ),
+            run_config=tune.RunConfig(
+                name=options.name,
+                storage_path=storage,
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+    grid = tuner.fit()
+    _finish_parent(parent, grid, base, metric)
+    return grid
+
+
+def trial_table(grid: tune.ResultGrid, metric: str) -> list[dict[str, Any]]:
+    """One row per trial: id, its choices, status, the metric's last value, error if any."""
+    rows = []
+    for result in grid:
+        choices = (result.config or {}).get("choices", {})
+        metrics = result.metrics or {}
+        rows.append(
+            {
+                "trial": metrics.get("trial_id") or Path(result.path).name,
+                **{name: choices.get(name) for name in sorted(choices)},
+                "status": "ERROR" if result.error else "OK",
+                metric: metrics.get(metric),
+                "epoch": metrics.get("epoch"),
+                "error": _last_line(result.error) if result.error else "",
+            }
+        )
+    return rows
+
+
+def _parent_run(
+    base: TrainConfig,
+    space: Mapping[str, Sequence[Any]],
+    options: SweepOptions,
+    tracking: TrackingOptions,
+    metric: str,
+    resume: bool,
+) -> Tracker | NullTracker:
+    if not tracking.enabled:
+        return NullTracker()
+    folder = Path(base.log_dir) / f"sweep_{options.name}"
+    run_file = folder / "mlflow_run.json"
+    run_id = json.loads(run_file.read_text())["run_id"] if resume and run_file.is_file() else None
+    parent = Tracker.start(
+        tracking.tracking_uri(base),
+        tracking.experiment,
+        run_name=options.name,
+        tags={"sweep": options.name},
+        run_id=run_id,
+        fallback_dir=folder,
+    )
+    if run_id is None:
+        parent.log_params(
+            {
+                "space": json.dumps({k: list(v) for k, v in space.items()}),
+                "search": options.search,
+                "num_samples": options.num_samples,
+                "metric": metric,
+                "asha": options.asha,
+                "workers_per_trial": options.ray.num_workers,
+                "base_model_name": base.model_name,
+            }
+        )
+    if parent.run_id:
+        run_file.write_text(json.dumps({"run_id": parent.run_id}) + "\n")
+    return parent
+
+
+def _finish_parent(
+    parent: Tracker | NullTracker, grid: tune.ResultGrid, base: TrainConfig, metric: str
+) -> None:
+    rows = trial_table(grid, metric)
+    parent.log_dict(rows, "trials.json")
+    scored = [r for r in rows if isinstance(r.get(metric), int | float)]
+    if scored:
+        best = (max if metric.split("/")[-1] in ("a1", "a2", "a3") else min)(
+            scored, key=lambda r: r[metric]
+        )
+        parent.set_tags({"best_trial": best["trial"], f"best_{metric}": best[metric]})
+        parent.log_metrics({f"best/{metric}": best[metric]}, step=0)
+    parent.end("FAILED" if any(r["status"] == "ERROR" for r in rows) and not scored else "FINISHED")
+
+
+def _last_line(error: BaseException) -> str:
+    """The innermost message of a (Ray-wrapped) error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
