@@ -296,6 +296,57 @@ def _train_on_ray(config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from depthhints.config import config_from_args
+    from depthhints.train.trainer import RayOptions
+    from depthhints.tune import SweepOptions, parse_space, sweep, trial_table
+
+    base = config_from_args(args)
+    options = SweepOptions(
+        name=args.name,
+        search=args.search,
+        num_samples=args.num_samples,
+        max_concurrent_trials=args.max_concurrent,
+        asha=args.asha,
+        metric=args.metric,
+        storage_path=args.storage_path,
+        hint_stores=_hint_stores(args.hint_store or []),
+        ray=RayOptions(
+            num_workers=args.workers_per_trial,
+            use_gpu=args.gpus,
+            max_failures=args.max_failures,
+            address=args.address,
+        ),
+    )
+    space = parse_space(args.space)
+    grid = sweep(base, space, options, _tracking_options(args), resume=args.resume)
+    metric = options.metric or ("eval/abs_rel" if base.eval_split_file else "loss")
+    rows = trial_table(grid, metric)
+    names = [*space, "status", metric]
+    print(" | ".join(f"{name:>14}" for name in ["trial", *names]))
+    for row in rows:
+        cells = [row["trial"], *(row.get(name) for name in names)]
+        print(" | ".join(f"{_cell(cell):>14}" for cell in cells), row["error"])
+    print(f"sweep results: {grid.experiment_path}")
+    return 0 if all(row["status"] == "OK" for row in rows) else 1
+
+
+def _hint_stores(items: list[str]) -> dict[str, str]:
+    from depthhints.errors import ConfigError
+
+    stores = {}
+    for item in items:
+        mode, sep, folder = item.partition("=")
+        if not (sep and mode and folder):
+            raise ConfigError(f"--hint-store {item!r}: write MODE=FOLDER, e.g. fast=/data/hf")
+        stores[mode] = folder
+    return stores
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def cmd_sync_tracking(args: argparse.Namespace) -> int:
     from depthhints.tracking import sync_pending
 
@@ -331,16 +382,10 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     )
     ray_group.add_argument("--max-failures", type=int, default=2, help="worker-group restarts")
     ray_group.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
-    tracking = train.add_argument_group("MLflow tracking")
-    tracking.add_argument(
-        "--tracking-uri",
-        help="MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite "
-        "<log_dir>/mlflow.db)",
-    )
-    tracking.add_argument("--experiment", default="depth-hints", help="MLflow experiment name")
-    tracking.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    _add_tracking_arguments(train)
     add_config_arguments(train)
     train.set_defaults(func=cmd_train)
+    _add_sweep_parser(commands)
 
     sync = commands.add_parser(
         "sync-tracking",
@@ -349,6 +394,57 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("folder", help="the run folder holding mlflow_pending*.jsonl")
     sync.add_argument("--tracking-uri", help="deliver to this store instead of the recorded one")
     sync.set_defaults(func=cmd_sync_tracking)
+
+
+def _add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
+    tracking = parser.add_argument_group("MLflow tracking")
+    tracking.add_argument(
+        "--tracking-uri",
+        help="MLflow store or server (default: $MLFLOW_TRACKING_URI, else sqlite "
+        "<log_dir>/mlflow.db)",
+    )
+    tracking.add_argument("--experiment", default="depth-hints", help="MLflow experiment name")
+    tracking.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+
+
+def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
+    from depthhints.config import add_config_arguments
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="a Ray Tune sweep of training options, each trial a Ray Train run",
+        description="The training options (--config and flags) are the base every trial "
+        "changes; --space NAME=V1,V2 adds a dimension: any training option, resolution "
+        "(640x192), modality (S, MS, M) or hint_mode (a --hint-store name). Trials are MLflow "
+        "child runs of the sweep's run.",
+    )
+    sweep.add_argument(
+        "--space", action="append", required=True, help="NAME=VALUE[,VALUE...] (repeatable)"
+    )
+    sweep.add_argument("--name", default="sweep", help="the sweep's name (Tune and MLflow)")
+    sweep.add_argument("--search", choices=["grid", "random"], default="grid")
+    sweep.add_argument(
+        "--num-samples", type=_positive_int, default=1, help="grid repeats / random trials"
+    )
+    sweep.add_argument("--max-concurrent", type=_positive_int, default=1, help="trials at once")
+    sweep.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA)")
+    sweep.add_argument("--metric", help="default: eval/abs_rel with an eval split, else loss")
+    sweep.add_argument(
+        "--hint-store", action="append", help="MODE=FOLDER: the store of a hint_mode value"
+    )
+    sweep.add_argument(
+        "--workers-per-trial", type=_positive_int, default=1, help="Ray Train workers per trial"
+    )
+    sweep.add_argument("--gpus", action="store_true", help="one GPU per Train worker")
+    sweep.add_argument("--max-failures", type=int, default=2, help="worker-group restarts")
+    sweep.add_argument("--storage-path", help="Tune results (default <log_dir>/tune)")
+    sweep.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
+    sweep.add_argument(
+        "--resume", action="store_true", help="continue the sweep of this --name (Tuner.restore)"
+    )
+    _add_tracking_arguments(sweep)
+    add_config_arguments(sweep)
+    sweep.set_defaults(func=cmd_sweep)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -12,8 +12,9 @@ goes on; ``sweep(..., resume=True)`` continues an interrupted sweep with ``Tuner
 
 Dimensions: any TrainConfig option (``use_depth_hints``, ``num_layers``, ``weights_init``,
 ``seed``, ...) plus ``resolution`` (``640x192``), ``modality`` (``S``: stereo, frames 0 and s;
-``MS``: frames 0 −1 1 and s; ``M``: frames 0 −1 1) and ``hint_mode`` (a name from
-``hint_stores``, e.g. parity/masked/fast, whose store the trial trains with).
+``MS``: frames 0 −1 1 and s; ``M``: frames 0 −1 1), ``hint_mode`` (a name from
+``hint_stores``, e.g. parity/masked/fast, whose store the trial trains with) and ``hints``
+(``off``, or a hint mode with ``use_depth_hints`` on: one dimension for an ablation).
 
 MLflow: the sweep is a parent run (its space and search as params, the trial table as an
 artifact, the best trial as tags); every trial is a child run (``mlflow.parentRunId``) with all
@@ -48,7 +49,7 @@ MODALITIES = {
     "MS": {"use_stereo": True, "frame_ids": [0, -1, 1]},
     "M": {"use_stereo": False, "frame_ids": [0, -1, 1]},
 }
-DERIVED = ("resolution", "modality", "hint_mode")
+DERIVED = ("resolution", "modality", "hint_mode", "hints")
 TRIAL_CPU = 0.01  # a trial's own driver; {"CPU": 0} is refused by Tune
 
 
@@ -102,14 +103,18 @@ def apply_choices(
             if value not in MODALITIES:
                 raise ConfigError(f"modality={value!r}: use one of {list(MODALITIES)}")
             values.update(MODALITIES[value])
-        elif name == "hint_mode":
+        elif name == "hints" and value in ("off", False):
+            values["use_depth_hints"] = False
+        elif name in ("hint_mode", "hints"):
             stores = hint_stores or {}
             if value not in stores:
                 raise ConfigError(
-                    f"hint_mode={value!r} has no store; pass --hint-store {value}=<folder> "
+                    f"{name}={value!r} has no store; pass --hint-store {value}=<folder> "
                     f"(known: {sorted(stores) or 'none'})"
                 )
             values["depth_hint_path"] = str(stores[value])
+            if name == "hints":
+                values["use_depth_hints"] = True
         elif name in known:
             values[name] = value
         else:

@@ -9,6 +9,7 @@ import pytest
 import ray
 from mlflow import MlflowClient
 
+from depthhints.cli import main
 from depthhints.errors import ConfigError
 from depthhints.train.trainer import RayOptions, init_ray
 from depthhints.tune import SweepOptions, apply_choices, parse_space, sweep, trial_table
@@ -27,6 +28,11 @@ def test_space_parsing_and_derived_dimensions(tree, tmp_path):
     assert (config.width, config.height, config.seed) == (1024, 320, 3)
     assert config.frame_ids == [0, -1, 1] and config.use_stereo
     assert config.depth_hint_path == "/stores/fast"
+    ablation = [apply_choices(base, {"hints": v}, {"fast": "/f"}) for v in ("off", "fast")]
+    assert [(c.use_depth_hints, c.depth_hint_path) for c in ablation] == [
+        (False, None),
+        (True, "/f"),
+    ]
     for bad, message in [
         ({"resolution": "640"}, "WIDTHxHEIGHT"),
         ({"modality": "X"}, "modality"),
@@ -41,23 +47,24 @@ def test_space_parsing_and_derived_dimensions(tree, tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_trial_leaves_the_others_and_trials_are_mlflow_children(
-    tree, tmp_path, mlflow_store
+    tree, tmp_path, mlflow_store, capsys
 ):
     init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         base = tiny_config(
             tree, tmp_path, model_name="sw", num_epochs=1, batch_size=1, use_depth_hints=True
         )
-        options = SweepOptions(
-            name="hints",
-            max_concurrent_trials=2,
-            hint_stores={"parity": str(tree["hints"]), "gone": str(tmp_path / "no_store")},
-            ray=RayOptions(num_workers=1),
-        )
-        grid = sweep(base, {"hint_mode": ["parity", "gone"]}, options)
-        rows = {row["hint_mode"]: row for row in trial_table(grid, "loss")}
-        assert rows["parity"]["status"] == "OK" and rows["parity"]["loss"] > 0
-        assert rows["gone"]["status"] == "ERROR" and "no hint store" in rows["gone"]["error"]
+        base.to_yaml(tmp_path / "base.yaml")
+        stores = {"parity": str(tree["hints"]), "gone": str(tmp_path / "no_store")}
+        command = ["sweep", "--config", str(tmp_path / "base.yaml"), "--name", "hints"]
+        command += ["--space", "hint_mode=parity,gone", "--max-concurrent", "2"]
+        for mode, folder in stores.items():
+            command += ["--hint-store", f"{mode}={folder}"]
+        assert main(command) == 1  # a trial failed
+        table = capsys.readouterr().out
+        lines = {line.split("|")[1].strip(): line for line in table.splitlines() if "|" in line}
+        assert "OK" in lines["parity"] and "ERROR" in lines["gone"]
+        assert "no hint store" in lines["gone"]
 
         client = MlflowClient(mlflow_store)
         parent_id = json.loads((tmp_path / "runs" / "sweep_hints" / "mlflow_run.json").read_text())
@@ -75,8 +82,23 @@ def test_a_failing_trial_leaves_the_others_and_trials_are_mlflow_children(
         # resuming the sweep does not run the finished trial again
         done = Path(base.log_dir) / child.info.run_name / "metrics.jsonl"
         lines = done.read_text()
+        options = SweepOptions(
+            name="hints", hint_stores=stores, ray=RayOptions(num_workers=1, max_failures=2)
+        )
         again = sweep(base, {"hint_mode": ["parity", "gone"]}, options, resume=True)
         assert done.read_text() == lines
         assert {row["status"] for row in trial_table(again, "loss")} == {"OK", "ERROR"}
     finally:
         ray.shutdown()
+
+
+def test_sweep_hints_script_builds_an_ablation_over_stores_and_seeds():
+    from experiments.sweep_hints import sweep_arguments
+
+    args = sweep_arguments(
+        ["--config", "c.yaml", "--seeds", "2", "--hint-store", "fast=/h", "--max-concurrent", "2"]
+    )
+    assert args[:5] == ["sweep", "--name", "hint_ablation", "--space", "hints=off,fast"]
+    assert "seed=0,1" in args and args[-4:] == ["--config", "c.yaml", "--max-concurrent", "2"]
+    default = sweep_arguments(["--data_path", "/kitti"])
+    assert "hints=off,parity" in default and "parity=/kitti/depth_hints" in default
