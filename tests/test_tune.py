@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +106,34 @@ def test_sweep_hints_script_builds_an_ablation_over_stores_and_seeds():
     assert "seed=0,1" in args and args[-4:] == ["--config", "c.yaml", "--max-concurrent", "2"]
     default = sweep_arguments(["--data_path", "/kitti"])
     assert "hints=off,parity" in default and "parity=/kitti/depth_hints" in default
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tree, tmp_path):
+    base = tiny_config(tree, tmp_path, model_name="iv", num_epochs=2, batch_size=1)
+    base.to_yaml(tmp_path / "base.yaml")
+    command = ["sweep", "--config", str(tmp_path / "base.yaml"), "--name", "interrupted"]
+    command += ["--space", "seed=0,1", "--no-tracking"]
+    script = "import sys; from depthhints.cli import main; sys.exit(main(sys.argv[1:]))"
+    runs = Path(base.log_dir)
+    process = subprocess.Popen([sys.executable, "-c", script, *command], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(runs.glob("iv_*"))) < 2:  # the second trial has started
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    first, second = sorted(runs.glob("iv_*"))
+    finished = (first / "metrics.jsonl").read_text()
+    assert (first / "models" / "weights_1").is_dir()
+    assert not (second / "models" / "weights_1").is_dir()  # interrupted mid-trial
+
+    resumed = subprocess.run(
+        [sys.executable, "-c", script, *command, "--resume"], cwd=tmp_path, timeout=600
+    )
+    assert resumed.returncode == 0
+    assert (first / "metrics.jsonl").read_text() == finished  # not run again
+    assert (second / "models" / "weights_1").is_dir()
