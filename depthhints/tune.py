@@ -14,7 +14,8 @@ Dimensions: any TrainConfig option (``use_depth_hints``, ``num_layers``, ``weigh
 ``seed``, ...) plus ``resolution`` (``640x192``), ``modality`` (``S``: stereo, frames 0 and s;
 ``MS``: frames 0 −1 1 and s; ``M``: frames 0 −1 1), ``hint_mode`` (a name from
 ``hint_stores``, e.g. parity/masked/fast, whose store the trial trains with) and ``hints``
-(``off``, or a hint mode with ``use_depth_hints`` on: one dimension for an ablation).
+(``off``, or a hint mode with ``use_depth_hints`` on: one dimension for an ablation), and
+``row`` (a name from ``rows``: a bundle of options, e.g. one row of the paper's table).
 
 MLflow: the sweep is a parent run (its space and search as params, the trial table as an
 artifact, the best trial as tags); every trial is a child run (``mlflow.parentRunId``) with all
@@ -49,7 +50,7 @@ MODALITIES = {
     "MS": {"use_stereo": True, "frame_ids": [0, -1, 1]},
     "M": {"use_stereo": False, "frame_ids": [0, -1, 1]},
 }
-DERIVED = ("resolution", "modality", "hint_mode", "hints")
+DERIVED = ("row", "resolution", "modality", "hint_mode", "hints")
 TRIAL_CPU = 0.01  # a trial's own driver; {"CPU": 0} is refused by Tune
 
 
@@ -65,6 +66,7 @@ class SweepOptions:
     metric: str | None = None  # None: eval/abs_rel with an eval split, else loss
     storage_path: str | None = None  # None: <log_dir>/tune
     hint_stores: dict[str, str] = field(default_factory=dict)  # hint_mode → store folder
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # row → options it sets
     ray: RayOptions = field(default_factory=lambda: RayOptions(num_workers=1))
     random_seed: int = 0
 
@@ -88,12 +90,22 @@ def parse_space(items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def apply_choices(
-    base: TrainConfig, choices: Mapping[str, Any], hint_stores: Mapping[str, str] | None = None
+    base: TrainConfig,
+    choices: Mapping[str, Any],
+    hint_stores: Mapping[str, str] | None = None,
+    rows: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> TrainConfig:
-    """``base`` with one trial's values; derived dimensions expand to their options."""
+    """``base`` with one trial's values; derived dimensions expand to their options (a ``row``
+    first, so that the other dimensions apply on top of it)."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values: dict[str, Any] = {}
+    if "row" in choices:
+        if choices["row"] not in (rows or {}):
+            raise ConfigError(f"row={choices['row']!r}: not one of {sorted(rows or {})}")
+        values.update(rows[choices["row"]])
     for name, value in choices.items():
+        if name == "row":
+            continue
         if name == "resolution":
             width, _, height = str(value).partition("x")
             if not (width.isdigit() and height.isdigit()):
@@ -128,7 +140,7 @@ def run_trial(params: dict[str, Any]) -> None:
     """The Tune trainable: one trial's Ray Train run, reporting to Tune and MLflow."""
     trial_id = tune.get_context().get_trial_id()
     base = TrainConfig.from_dict(params["base"])
-    config = apply_choices(base, params["choices"], params["hint_stores"])
+    config = apply_choices(base, params["choices"], params["hint_stores"], params["rows"])
     config = config.replace(model_name=f"{base.model_name}_{trial_id}")
     tracking = TrackingOptions(**params["tracking"])
     fit_distributed(
@@ -151,7 +163,8 @@ def sweep(
     if not space:
         raise ConfigError("the sweep space is empty; give at least one --space NAME=VALUES")
     for combination in itertools.product(*space.values()):  # bad values fail before any trial
-        apply_choices(base, dict(zip(space, combination, strict=True)), options.hint_stores)
+        choices = dict(zip(space, combination, strict=True))
+        apply_choices(base, choices, options.hint_stores, options.rows)
     base = absolute_paths(base)
     tracking = tracking or TrackingOptions()
     storage = options.storage_path or str(Path(base.log_dir) / "tune")
@@ -169,6 +182,7 @@ def sweep(
         "base": base.to_dict(),
         "choices": {name: sample(list(values)) for name, values in space.items()},
         "hint_stores": {k: str(Path(v).resolve()) for k, v in options.hint_stores.items()},
+        "rows": options.rows,
         "ray": dataclasses.asdict(options.ray),
         "tracking": {
             **dataclasses.asdict(tracking),

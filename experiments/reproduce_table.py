@@ -1,0 +1,75 @@
+"""Reproduce the Depth Hints KITTI table: train the rows on Ray Tune, evaluate, compare.
+
+    python experiments/reproduce_table.py --preset smoke            # CI-sized, minutes, synthetic
+    python experiments/reproduce_table.py --preset demo             # synthetic drive, small budget
+    python experiments/reproduce_table.py --data-path /data/kitti --seeds 3 \
+        --workers-per-trial 2 --gpus --max-concurrent 4 --weights-path ~/weights/resnet50.pth
+    ray submit platform/cluster.yaml experiments/reproduce_table.py --data-path ... --address auto
+
+Writes <out>/table/table.{md,csv,json} (ours as mean ± std over seeds beside the paper's numbers,
+with the differences), prints the Markdown, and logs it all to MLflow (a parent run for the
+table, a child run per trial). See depthhints/reproduce.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from depthhints.errors import DepthHintsError
+from depthhints.reproduce import PAPER, PRESETS, reproduce
+from depthhints.train.reporting import TrackingOptions
+from depthhints.train.trainer import RayOptions
+from depthhints.tune import SweepOptions
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=list(PRESETS), default="kitti")
+    parser.add_argument("--data-path", type=Path, help="the KITTI raw root (preset kitti)")
+    parser.add_argument("--rows", nargs="+", choices=list(PAPER), help="default: the preset's")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per row (mean ± std)")
+    parser.add_argument("--baselines", action="store_true", help="also each row without hints")
+    parser.add_argument("--out", type=Path, help="default: outputs/table_<preset>")
+    parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once")
+    parser.add_argument("--workers-per-trial", type=int, default=1)
+    parser.add_argument("--gpus", action="store_true", help="one GPU per Train worker")
+    parser.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
+    parser.add_argument("--weights-path", help="ImageNet weights for the pretrained rows")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted table")
+    parser.add_argument("--tracking-uri", help="MLflow store or server")
+    parser.add_argument("--no-tracking", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    options = SweepOptions(
+        max_concurrent_trials=args.max_concurrent,
+        ray=RayOptions(num_workers=args.workers_per_trial, use_gpu=args.gpus, address=args.address),
+    )
+    if args.weights_path:
+        PRESETS[args.preset].overrides["weights_path"] = args.weights_path
+    try:
+        table, files = reproduce(
+            args.preset,
+            args.out or Path("outputs") / f"table_{args.preset}",
+            data_path=args.data_path,
+            rows=args.rows,
+            seeds=args.seeds,
+            baselines=args.baselines,
+            options=options,
+            tracking=TrackingOptions(enabled=not args.no_tracking, uri=args.tracking_uri),
+            resume=args.resume,
+        )
+    except DepthHintsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(files["md"].read_text())
+    print("written:", ", ".join(str(path) for path in files.values()))
+    return 0 if table else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,78 @@
+"""experiments/reproduce_table.py: the table's arithmetic, and the smoke preset end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from depthhints.errors import ConfigError
+from depthhints.reproduce import PAPER, row_configs, summarise
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _scores(abs_rel: float) -> dict[str, float]:
+    return {"abs_rel": abs_rel, "sq_rel": 1.0, "rmse": 4.0, "rmse_log": 0.2, "a1": 0.8}
+
+
+def test_rows_are_averaged_over_seeds_and_compared_with_the_paper():
+    trials = [
+        {"row": "S_R50_640x192_hints", "seed": seed, "scores": {"eigen_pp": _scores(value)}}
+        for seed, value in enumerate([0.10, 0.12])
+    ]
+    for trial in trials:
+        for name in ("a2", "a3"):
+            trial["scores"]["eigen_pp"][name] = 0.9
+    (line,) = summarise(trials)
+    assert line["seeds"] == 2 and line["abs_rel"] == pytest.approx(0.11)
+    assert line["abs_rel_std"] == pytest.approx(0.0141421, rel=1e-4)  # sample std
+    assert line["abs_rel_paper"] == PAPER["S_R50_640x192"]["abs_rel"] == 0.102
+    assert line["abs_rel_diff"] == pytest.approx(0.11 - 0.102)
+
+
+def test_row_configs_apply_overrides_and_reject_unknown_rows():
+    bundles = row_configs(["MS_R18_1024x320"], True, {"num_epochs": 1})
+    assert list(bundles) == ["MS_R18_1024x320_hints", "MS_R18_1024x320_nohints"]
+    assert bundles["MS_R18_1024x320_hints"]["num_epochs"] == 1
+    assert bundles["MS_R18_1024x320_nohints"]["use_depth_hints"] is False
+    with pytest.raises(ConfigError, match="unknown rows"):
+        row_configs(["S_R18_640x192"], False, {})
+
+
+@pytest.mark.slow
+def test_smoke_preset_trains_evaluates_and_writes_the_table(tmp_path, mlflow_store):
+    out = tmp_path / "table"
+    command = [sys.executable, "experiments/reproduce_table.py", "--preset", "smoke"]
+    done = subprocess.run(
+        [*command, "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| row | evaluation |" in done.stdout
+    table = json.loads((out / "table" / "table.json").read_text())
+    lines = {(line["row"], line["evaluation"]): line for line in table}
+    evaluations = ("eigen", "eigen_pp", "eigen_benchmark", "eigen_benchmark_pp")
+    for row in ("S_R50_640x192_hints", "MS_R18_1024x320_hints"):
+        for evaluation in evaluations:
+            assert 0 < lines[row, evaluation]["abs_rel"] < 10
+        pp = lines[row, "eigen_pp"]
+        paper = PAPER[row.removesuffix("_hints")]
+        assert pp["abs_rel_diff"] == pytest.approx(pp["abs_rel"] - paper["abs_rel"])
+    assert (out / "table" / "table.csv").read_text().startswith("row,")
+
+    client = MlflowClient(mlflow_store)
+    parent = client.search_runs(
+        [client.get_experiment_by_name("depth-hints").experiment_id],
+        "attributes.run_name = 'table_smoke'",
+    )[0]
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "table")}
+    assert artifacts == {"table/table.md", "table/table.csv", "table/table.json"}
+    assert "S_R50_640x192_hints/eigen_pp/abs_rel" in parent.data.metrics
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
