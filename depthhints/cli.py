@@ -78,11 +78,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from depthhints.train.trainer import init_ray
     from depthhints.visualize import stereo_preview
 
-    args.out = Path(args.out) / "kitti_synthetic"
+    out = Path(args.out)
+    args.out = out / "kitti_synthetic"
     root, splits = _synthesize(args)
     layout = KittiRawLayout(root)
     item = read_split_file(splits["test"])[0]
-    picture = stereo_preview(layout, item.folder, item.frame, root.parent / "stereo_preview.png")
+    picture = stereo_preview(layout, item.folder, item.frame, out / "stereo_preview.png")
     print(f"picture of a stereo pair with its ground-truth depth and LiDAR: {picture}")
 
     import ray
@@ -91,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     started = not ray.is_initialized()
     if started:
-        init_ray()  # one local cluster for the hint actors and Ray Train
+        init_ray()  # one local cluster for the hint actors, Ray Tune and Ray Train
     try:
         items = [item for path in splits.values() for item in read_split_file(path)]
         summary = precompute_hints(items, root, root / "depth_hints", workers=args.workers)
@@ -102,56 +103,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         if not summary.ok:
             return 1
-        weights = _demo_train(root, Path(args.out).parent, args)
+        files = _demo_table(root, out, args)
     finally:
         if started:
             ray.shutdown()
-    test_files = str(root / "splits" / "test_files.txt")
-    common = ["--data-path", str(root), "--split-file", test_files]
-    if main(["export-gt", "--split", "eigen", *common]) != 0:
-        return 1
-    return main(["evaluate", "--eval-stereo", "--load-weights-folder", str(weights), *common])
+    print(files["md"].read_text())
+    print(f"table: {files['md']} (.csv, .json); MLflow: {out / 'runs' / 'mlflow.db'}")
+    return 0
 
 
-def _demo_train(root: Path, out: Path, args: argparse.Namespace) -> Path:
-    """The paper's stereo + hints recipe (from scratch: no ImageNet weights offline) on Ray Train,
-    validated on the dense synthetic GT every epoch and tracked in the embedded MLflow store;
-    returns the last weights folder."""
-    from depthhints.config import TrainConfig
-    from depthhints.data.kitti import read_split_file
-    from depthhints.train.trainer import RayOptions, fit_distributed, run_path
+def _demo_table(root: Path, out: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """The stereo + hints recipe and its no-hint baseline as a Ray Tune sweep, each trial on
+    Ray Train with ``--train-workers`` workers, evaluated into the results table (from scratch
+    and at a high learning rate: the demo runs a few dozen steps without ImageNet weights)."""
+    from depthhints.reproduce import reproduce
+    from depthhints.train.trainer import RayOptions
+    from depthhints.tune import SweepOptions
 
-    test_files = str(root / "splits" / "test_files.txt")
-    train_items = len(read_split_file(root / "splits" / "train_files.txt"))
-    workers = args.train_workers
-    config = TrainConfig(
-        data_path=str(root),
-        split=str(root / "splits"),
-        log_dir=str(out / "runs"),
-        model_name="demo_stereo_hints",
-        use_stereo=True,
-        frame_ids=[0],
-        use_depth_hints=True,
-        disparity_smoothness=0.0,
-        scheduler_step_size=5,
-        batch_size=max(1, min(4 // workers, train_items // workers)),
-        num_epochs=args.epochs,
-        weights_init="scratch",
-        num_workers=0,
-        eval_split_file=test_files,
-        eval_protocol="eigen_benchmark",
-        learning_rate=args.learning_rate,
-    )
-    options = RayOptions(num_workers=workers, max_failures=0)
-    run = config.run_dir
-    for folder in (run, Path(run_path(config, options))):  # a demo starts afresh
-        shutil.rmtree(folder, ignore_errors=True)
+    runs = out / "runs"
+    for stale in [runs / "tune" / "table_demo", *runs.glob("table_*")]:  # a demo starts afresh
+        shutil.rmtree(stale, ignore_errors=True)
     print(
-        f"training {config.num_epochs} epochs (stereo + depth hints, ResNet18, 640x192) on Ray "
-        f"Train: {workers} CPU workers x batch {config.batch_size} ..."
+        f"Ray Tune: stereo training with and without depth hints, {args.epochs} epochs each, "
+        f"on Ray Train with {args.train_workers} workers ..."
     )
-    fit_distributed(config, options, announce=print)
-    return run / "models" / f"weights_{config.num_epochs - 1}"
+    options = SweepOptions(
+        max_concurrent_trials=1, ray=RayOptions(num_workers=args.train_workers, max_failures=0)
+    )
+    from depthhints.data.kitti import read_split_file
+
+    train_items = len(read_split_file(root / "splits" / "train_files.txt"))
+    overrides = {
+        "num_epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "batch_size": max(1, min(2, train_items // args.train_workers)),
+    }
+    _, files = reproduce("demo", out, data_path=root, options=options, overrides=overrides)
+    return files
 
 
 def _read_items(split: str) -> list:

@@ -58,6 +58,7 @@ class Preset:
     rows: list[str]
     overrides: dict[str, Any] = field(default_factory=dict)
     synthetic: dict[str, int] | None = None  # frames, width, height of a generated drive
+    baselines: bool = False  # also train each row without hints
 
 
 PRESETS = {
@@ -73,6 +74,7 @@ PRESETS = {
             num_workers=0,
         ),
         synthetic=dict(frames=20, width=1242, height=375),
+        baselines=True,
     ),
     "smoke": Preset(
         rows=["S_R50_640x192", "MS_R18_1024x320"],
@@ -222,30 +224,42 @@ def reproduce(
     data_path: Path | None = None,
     rows: list[str] | None = None,
     seeds: int = 1,
-    baselines: bool = False,
+    baselines: bool | None = None,
     options: SweepOptions | None = None,
     tracking: TrackingOptions | None = None,
     resume: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-    """Train, evaluate and tabulate; returns the table and the files written."""
+    """Train, evaluate and tabulate; returns the table and the files written.
+
+    ``baselines`` None: the preset's choice; ``overrides``: options on top of the preset's.
+    A synthetic preset makes its drive and hints under ``out`` unless ``data_path`` is given
+    (a synthetic tree whose hints are computed).
+    """
     if preset not in PRESETS:
         raise ConfigError(f"preset {preset!r}: use one of {list(PRESETS)}")
     chosen = PRESETS[preset]
     out = out.resolve()
     if chosen.synthetic:
-        data_path = prepare_synthetic(out, **chosen.synthetic)
-        paths = {"split": str(data_path / "splits")}
-        test_items = _split(data_path, "test")
+        data_path = data_path or prepare_synthetic(out, **chosen.synthetic)
+        splits = Path(data_path) / "splits"
+        paths = {
+            "split": str(splits),
+            "eval_split_file": str(splits / "test_files.txt"),
+            "eval_protocol": "eigen_benchmark",  # the drive's dense GT
+        }
+        test_items = _split(Path(data_path), "test")
     else:
         if data_path is None:
             raise ConfigError("the kitti preset needs --data-path (the KITTI raw root)")
         paths = {}
         test_items = read_split_file(split_file("eigen", "test"))
     data_path = Path(data_path).resolve()
-    bundles = row_configs(rows or chosen.rows, baselines, chosen.overrides)
+    if baselines is None:
+        baselines = chosen.baselines
+    bundles = row_configs(rows or chosen.rows, baselines, {**chosen.overrides, **(overrides or {})})
     for bundle in bundles.values():
         bundle.update(data_path=str(data_path), log_dir=str(out / "runs"), **paths)
-        bundle.update(eval_split_file=None)  # evaluated below, once, with and without pp
     if not chosen.synthetic:
         for split in {bundle["split"] for bundle in bundles.values()}:
             ensure_hints(data_path, split)

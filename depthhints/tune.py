@@ -4,9 +4,9 @@ The Ray Train V2 way (PLATFORM_NOTES §3; ``Tuner(trainer)`` no longer runs): a 
 (:func:`run_trial`) builds and fits a ``TorchTrainer`` through
 :func:`depthhints.train.trainer.fit_distributed`, named ``<model_name>_<trial id>`` so that a
 restored sweep's trial finds its Train run and checkpoints again; ``TuneReportCallback``
-forwards rank 0's epoch reports (losses, ``eval/*``) to Tune. A trial holds only 0.01 CPU for its
-own driver (its Train workers take theirs), so ``max_concurrent_trials`` and the cluster's free
-CPUs/GPUs decide how many run at once. A trial that fails is recorded as ERROR and the sweep
+forwards rank 0's epoch reports (losses, ``eval/*``) to Tune. A trial's own driver holds no CPU
+(its Train workers take theirs), so ``max_concurrent_trials`` and the cluster's free CPUs/GPUs
+decide how many run at once. A trial that fails is recorded as ERROR and the sweep
 goes on; ``sweep(..., resume=True)`` continues an interrupted sweep with ``Tuner.restore``
 (finished trials are not run again).
 
@@ -51,7 +51,9 @@ MODALITIES = {
     "M": {"use_stereo": False, "frame_ids": [0, -1, 1]},
 }
 DERIVED = ("row", "resolution", "modality", "hint_mode", "hints")
-TRIAL_CPU = 0.01  # a trial's own driver; {"CPU": 0} is refused by Tune
+TRIAL_RESOURCES = {"CPU": 0, "memory": 1}
+"""A trial's own driver holds no CPU (so its Train workers can take every core); Tune refuses an
+empty bundle, hence one byte of memory, a resource every node has."""
 
 
 @dataclass
@@ -191,7 +193,7 @@ def sweep(
             "parent_run_id": parent.run_id,
         },
     }
-    trainable = tune.with_resources(run_trial, {"CPU": TRIAL_CPU})
+    trainable = tune.with_resources(run_trial, TRIAL_RESOURCES)
     path = f"{storage.rstrip('/')}/{options.name}"
     if resume and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(
@@ -205,11 +207,14 @@ def sweep(
                 metric=metric,
                 mode="max" if metric.split("/")[-1] in ("a1", "a2", "a3") else "min",
                 num_samples=options.num_samples,
-                max_concurrent_trials=options.max_concurrent_trials,
                 scheduler=ASHAScheduler(max_t=base.num_epochs, grace_period=1)
                 if options.asha
                 else None,
-                search_alg=BasicVariantGenerator(random_state=options.random_seed),
+                # Tune ignores TuneConfig.max_concurrent_trials beside a search_alg
+                search_alg=BasicVariantGenerator(
+                    random_state=options.random_seed,
+                    max_concurrent=options.max_concurrent_trials,
+                ),
             ),
             run_config=tune.RunConfig(
                 name=options.name,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from mlflow import MlflowClient
 from PIL import Image
 
 from depthhints.cli import main
-from depthhints.config import TrainConfig
 from depthhints.data.kitti import KittiRawLayout, read_split_file
-from depthhints.train.reporting import recorded_run_id
 
 SMALL = ["--frames", "5", "--width", "416", "--height", "128", "--workers", "1"]
 
@@ -24,39 +24,39 @@ def test_synth_writes_a_readable_tree(tmp_path, capsys):
     assert layout.image_path(items[0].folder, items[0].frame, "r").is_file()
 
 
-def test_demo_renders_hints_trains_on_ray_tracks_and_evaluates(tmp_path, capsys, monkeypatch):
+def test_demo_renders_hints_sweeps_on_ray_tracks_and_tabulates(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the demo's own embedded store
-    small = [
-        "--frames",
-        "4",
-        "--width",
-        "416",
-        "--height",
-        "128",
-        "--workers",
-        "2",
-        "--epochs",
-        "1",
-    ]
-    assert main(["demo", "--out", str(tmp_path), *small]) == 0
+    small = ["--frames", "4", "--width", "416", "--height", "128", "--workers", "2"]
+    assert main(["demo", "--out", str(tmp_path), *small, "--epochs", "1"]) == 0
     picture = tmp_path / "stereo_preview.png"
     out = capsys.readouterr().out
     assert str(picture) in out and "5 written" in out and "0 failed" in out
-    assert "abs_rel" in out and "stereo evaluation of 1 images" in out
-    run_dir = tmp_path / "runs" / "demo_stereo_hints"
-    assert (run_dir / "models" / "weights_0" / "depth.pth").is_file()
-    # trained by 2 Ray Train workers, tracked in <out>/runs/mlflow.db
-    store = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
-    run_id = recorded_run_id(TrainConfig(log_dir=str(tmp_path / "runs"), model_name=run_dir.name))
-    assert run_id in out and store in out
-    run = MlflowClient(store).get_run(run_id)
-    assert run.info.status == "FINISHED" and run.data.params["world_size"] == "2"
-    assert {"train/loss", "val/loss", "eval/abs_rel", "eval/a1"} <= set(run.data.metrics)
-    assert (tmp_path / "runs" / "ray_results" / run_dir.name).is_dir()
     hints = list((tmp_path / "kitti_synthetic" / "depth_hints").rglob("*.npy"))
     assert len(hints) == 5 and np.load(hints[0]).shape == (1, 320, 1024)
     pixels = np.asarray(Image.open(picture).convert("L"), dtype=float)
     assert pixels.shape[0] > 400 and pixels.std() > 20  # four panels with real content
+
+    # the results table: the recipe with and without hints, on both GTs, with and without pp
+    table = json.loads((tmp_path / "table" / "table.json").read_text())
+    rows = {(line["row"], line["evaluation"]) for line in table}
+    assert ("S_R50_640x192_hints", "eigen_pp") in rows
+    assert ("S_R50_640x192_nohints", "eigen_benchmark") in rows and len(rows) == 8
+    assert "| S_R50_640x192_hints | eigen_pp |" in out
+
+    # a Tune sweep tracked in <out>/runs/mlflow.db: two trials on 2 Ray Train workers each,
+    # validated after every epoch
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("depth-hints").experiment_id],
+        "attributes.run_name = 'table_demo'",
+    )
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(c.data.params["use_depth_hints"] for c in children) == ["False", "True"]
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.params["world_size"] == "2"
+        assert {"train/loss", "val/loss", "eval/abs_rel"} <= set(child.data.metrics)
 
 
 def test_hints_command_exits_non_zero_and_names_failed_items(tmp_path, capsys):
