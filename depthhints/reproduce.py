@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 
 from depthhints.config import TrainConfig
@@ -37,6 +38,7 @@ from depthhints.evaluate import (
 from depthhints.models import load_depth_net
 from depthhints.tracking import Tracker
 from depthhints.train.reporting import TrackingOptions
+from depthhints.train.trainer import init_ray
 from depthhints.tune import SweepOptions, sweep
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
@@ -240,6 +242,9 @@ def reproduce(
         raise ConfigError(f"preset {preset!r}: use one of {list(PRESETS)}")
     chosen = PRESETS[preset]
     out = out.resolve()
+    options = options or SweepOptions()
+    if not ray.is_initialized():  # before the hint actors: Train needs init_ray's settings
+        init_ray(options.ray.address)
     if chosen.synthetic:
         data_path = data_path or prepare_synthetic(out, **chosen.synthetic)
         splits = Path(data_path) / "splits"
@@ -264,7 +269,6 @@ def reproduce(
         for split in {bundle["split"] for bundle in bundles.values()}:
             ensure_hints(data_path, split)
     base = TrainConfig(**next(iter(bundles.values()))).replace(model_name="table")
-    options = options or SweepOptions()
     options.name, options.rows = f"table_{preset}", bundles
     space = {"row": list(bundles), "seed": list(range(seeds))}
     grid = sweep(base, space, options, tracking, resume=resume)

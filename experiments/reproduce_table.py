@@ -49,8 +49,6 @@ def main(argv: list[str]) -> int:
         max_concurrent_trials=args.max_concurrent,
         ray=RayOptions(num_workers=args.workers_per_trial, use_gpu=args.gpus, address=args.address),
     )
-    if args.weights_path:
-        PRESETS[args.preset].overrides["weights_path"] = args.weights_path
     try:
         table, files = reproduce(
             args.preset,
@@ -62,6 +60,7 @@ def main(argv: list[str]) -> int:
             options=options,
             tracking=TrackingOptions(enabled=not args.no_tracking, uri=args.tracking_uri),
             resume=args.resume,
+            overrides={"weights_path": args.weights_path} if args.weights_path else None,
         )
     except DepthHintsError as error:
         print(f"error: {error}", file=sys.stderr)
