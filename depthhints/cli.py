@@ -138,7 +138,9 @@ def _demo_table(root: Path, out: Path, args: argparse.Namespace) -> dict[str, Pa
         "learning_rate": args.learning_rate,
         "batch_size": max(1, min(2, train_items // args.train_workers)),
     }
-    _, files = reproduce("demo", out, data_path=root, options=options, overrides=overrides)
+    _, files, failed = reproduce("demo", out, root, options=options, overrides=overrides)
+    if failed:
+        raise DepthHintsError(f"demo trials failed: {failed}; see the log above")
     return files
 
 

@@ -231,8 +231,9 @@ def reproduce(
     tracking: TrackingOptions | None = None,
     resume: bool = False,
     overrides: dict[str, Any] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-    """Train, evaluate and tabulate; returns the table and the files written.
+) -> tuple[list[dict[str, Any]], dict[str, Path], list[str]]:
+    """Train, evaluate and tabulate; returns the table, the files written and the failed trials
+    (the table holds the others; each failure's error is in its Tune trial folder).
 
     ``baselines`` None: the preset's choice; ``overrides``: options on top of the preset's.
     A synthetic preset makes its drive and hints under ``out`` unless ``data_path`` is given
@@ -246,14 +247,14 @@ def reproduce(
     if not ray.is_initialized():  # before the hint actors: Train needs init_ray's settings
         init_ray(options.ray.address)
     if chosen.synthetic:
-        data_path = data_path or prepare_synthetic(out, **chosen.synthetic)
-        splits = Path(data_path) / "splits"
+        data_path = Path(data_path or prepare_synthetic(out, **chosen.synthetic)).resolve()
+        splits = data_path / "splits"
         paths = {
             "split": str(splits),
             "eval_split_file": str(splits / "test_files.txt"),
             "eval_protocol": "eigen_benchmark",  # the drive's dense GT
         }
-        test_items = _split(Path(data_path), "test")
+        test_items = _split(data_path, "test")
     else:
         if data_path is None:
             raise ConfigError("the kitti preset needs --data-path (the KITTI raw root)")
@@ -279,10 +280,10 @@ def reproduce(
         gt["eigen_benchmark"] = gt_depth_maps(layout, test_items, "eigen_benchmark")
     except (OSError, ConfigError) as error:  # no annotated depth maps: LiDAR GT only
         print(f"eigen_benchmark skipped: {str(error).splitlines()[0][:200]}")
-    trials = []
+    trials, failed = [], []
     for result in grid:
         if result.error:
-            print(f"trial {Path(result.path).name} failed: {result.error!s:.300}")
+            failed.append(Path(result.path).name)
             continue
         choices = result.config["choices"]
         config = TrainConfig(**bundles[choices["row"]])
@@ -290,15 +291,16 @@ def reproduce(
         weights = run / f"weights_{config.num_epochs - 1}"
         trials.append({**choices, "scores": evaluate_weights(weights, layout, test_items, gt)})
     table = summarise(trials)
+    changed = ", ".join(f"{k}={v}" for k, v in {**chosen.overrides, **(overrides or {})}.items())
     note = (
-        "Synthetic data and a shrunken recipe: the paper's numbers are shown for the layout, "
-        "not as a target."
+        f"Synthetic data and a shrunken recipe ({changed}; rows keep the paper's names): the "
+        "paper's numbers are shown for the layout, not as a target."
         if chosen.synthetic
-        else ""
+        else (f"Changed from the published recipes: {changed}." if changed else "")
     )
     files = write_table(table, out / "table", note)
     _log_table(out, options.name, tracking, files, table)
-    return table, files
+    return table, files, failed
 
 
 def _log_table(

@@ -168,6 +168,10 @@ def sweep(
         choices = dict(zip(space, combination, strict=True))
         apply_choices(base, choices, options.hint_stores, options.rows)
     base = absolute_paths(base)
+    rows = {  # trials run in their own folders: every path absolute
+        name: absolute_paths(base.replace(**bundle)).to_dict()
+        for name, bundle in options.rows.items()
+    }
     tracking = tracking or TrackingOptions()
     storage = options.storage_path or str(Path(base.log_dir) / "tune")
     metric = options.metric or ("eval/abs_rel" if base.eval_split_file else "loss")
@@ -184,7 +188,7 @@ def sweep(
         "base": base.to_dict(),
         "choices": {name: sample(list(values)) for name, values in space.items()},
         "hint_stores": {k: str(Path(v).resolve()) for k, v in options.hint_stores.items()},
-        "rows": options.rows,
+        "rows": rows,
         "ray": dataclasses.asdict(options.ray),
         "tracking": {
             **dataclasses.asdict(tracking),

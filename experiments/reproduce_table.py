@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
         ray=RayOptions(num_workers=args.workers_per_trial, use_gpu=args.gpus, address=args.address),
     )
     try:
-        table, files = reproduce(
+        table, files, failed = reproduce(
             args.preset,
             args.out or Path("outputs") / f"table_{args.preset}",
             data_path=args.data_path,
@@ -67,7 +67,9 @@ def main(argv: list[str]) -> int:
         return 2
     print(files["md"].read_text())
     print("written:", ", ".join(str(path) for path in files.values()))
-    return 0 if table else 1
+    if failed:
+        print(f"failed trials (errors in their Tune folders): {failed}", file=sys.stderr)
+    return 0 if table and not failed else 1
 
 
 if __name__ == "__main__":

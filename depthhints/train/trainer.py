@@ -167,6 +167,7 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
         split=resolved(config.split),
         depth_hint_path=str(config.hint_path.resolve()) if config.use_depth_hints else None,
         eval_split_file=resolved(config.eval_split_file),
+        weights_path=resolved(config.weights_path),
     )
 
 
