@@ -14,8 +14,9 @@ Dimensions: any TrainConfig option (``use_depth_hints``, ``num_layers``, ``weigh
 ``seed``, ...) plus ``resolution`` (``640x192``), ``modality`` (``S``: stereo, frames 0 and s;
 ``MS``: frames 0 −1 1 and s; ``M``: frames 0 −1 1), ``hint_mode`` (a name from
 ``hint_stores``, e.g. parity/masked/fast, whose store the trial trains with) and ``hints``
-(``off``, or a hint mode with ``use_depth_hints`` on: one dimension for an ablation), and
-``row`` (a name from ``rows``: a bundle of options, e.g. one row of the paper's table).
+(``off``, or a hint mode with ``use_depth_hints`` on: one dimension for an ablation),
+``row`` (a name from ``rows``: a bundle of options, e.g. one row of the paper's table) and
+``workers`` (the trial's Ray Train worker count, instead of the sweep's).
 
 MLflow: the sweep is a parent run (its space and search as params, the trial table as an
 artifact, the best trial as tags); every trial is a child run (``mlflow.parentRunId``) with all
@@ -50,7 +51,7 @@ MODALITIES = {
     "MS": {"use_stereo": True, "frame_ids": [0, -1, 1]},
     "M": {"use_stereo": False, "frame_ids": [0, -1, 1]},
 }
-DERIVED = ("row", "resolution", "modality", "hint_mode", "hints")
+DERIVED = ("row", "resolution", "modality", "hint_mode", "hints", "workers")
 TRIAL_RESOURCES = {"CPU": 0, "memory": 1}
 """A trial's own driver holds no CPU (so its Train workers can take every core); Tune refuses an
 empty bundle, hence one byte of memory, a resource every node has."""
@@ -142,12 +143,15 @@ def run_trial(params: dict[str, Any]) -> None:
     """The Tune trainable: one trial's Ray Train run, reporting to Tune and MLflow."""
     trial_id = tune.get_context().get_trial_id()
     base = TrainConfig.from_dict(params["base"])
-    config = apply_choices(base, params["choices"], params["hint_stores"], params["rows"])
+    choices = dict(params["choices"])
+    workers = choices.pop("workers", params["ray"]["num_workers"])
+    ray_options = RayOptions(**{**params["ray"], "num_workers": workers})
+    config = apply_choices(base, choices, params["hint_stores"], params["rows"])
     config = config.replace(model_name=f"{base.model_name}_{trial_id}")
     tracking = TrackingOptions(**params["tracking"])
     fit_distributed(
         config,
-        RayOptions(**params["ray"]),
+        ray_options,
         tracking=tracking,
         resume=True,  # a restored trial continues its Train run and its MLflow run
         callbacks=[TuneReportCallback()],
@@ -164,8 +168,12 @@ def sweep(
     """Run (or with ``resume``, continue) a sweep; returns Tune's results, failed trials too."""
     if not space:
         raise ConfigError("the sweep space is empty; give at least one --space NAME=VALUES")
-    for combination in itertools.product(*space.values()):  # bad values fail before any trial
-        choices = dict(zip(space, combination, strict=True))
+    for workers in space.get("workers", []):
+        if not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"workers={workers!r}: a trial needs a positive number of workers")
+    trial_space = {name: values for name, values in space.items() if name != "workers"}
+    for combination in itertools.product(*trial_space.values()):  # bad values fail now
+        choices = dict(zip(trial_space, combination, strict=True))
         apply_choices(base, choices, options.hint_stores, options.rows)
     base = absolute_paths(base)
     rows = {  # trials run in their own folders: every path absolute

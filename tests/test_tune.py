@@ -61,7 +61,8 @@ def test_a_failing_trial_leaves_the_others_and_trials_are_mlflow_children(
         base.to_yaml(tmp_path / "base.yaml")
         stores = {"parity": str(tree["hints"]), "gone": str(tmp_path / "no_store")}
         command = ["sweep", "--config", str(tmp_path / "base.yaml"), "--name", "hints"]
-        command += ["--space", "hint_mode=parity,gone", "--max-concurrent", "2"]
+        command += ["--space", "hint_mode=parity,gone", "--space", "workers=1"]
+        command += ["--max-concurrent", "2"]
         for mode, folder in stores.items():
             command += ["--hint-store", f"{mode}={folder}"]
         assert main(command) == 1  # a trial failed
@@ -81,6 +82,7 @@ def test_a_failing_trial_leaves_the_others_and_trials_are_mlflow_children(
         assert len(children) == 2
         child = by_store[str(Path(tree["hints"]).resolve())]
         assert child.info.status == "FINISHED" and "train/loss" in child.data.metrics
+        assert child.data.params["world_size"] == "1"  # the trial's own worker count
         assert by_store[str(tmp_path / "no_store")].info.status == "FAILED"
 
         # resuming the sweep does not run the finished trial again
@@ -89,7 +91,8 @@ def test_a_failing_trial_leaves_the_others_and_trials_are_mlflow_children(
         options = SweepOptions(
             name="hints", hint_stores=stores, ray=RayOptions(num_workers=1, max_failures=2)
         )
-        again = sweep(base, {"hint_mode": ["parity", "gone"]}, options, resume=True)
+        space = {"hint_mode": ["parity", "gone"], "workers": [1]}  # the same space
+        again = sweep(base, space, options, resume=True)
         assert done.read_text() == lines
         assert {row["status"] for row in trial_table(again, "loss")} == {"OK", "ERROR"}
     finally:

@@ -270,7 +270,18 @@ def fit_distributed(
         tracking = dataclasses.replace(tracking, run_id=tracker.run_id)
         if announce:
             announce(describe_run(tracker, tracking.tracking_uri(config), tracking.experiment))
-    result = make_trainer(config, options, test_hooks, tracking, callbacks).fit()
+    try:
+        result = make_trainer(config, options, test_hooks, tracking, callbacks).fit()
+    except Exception:
+        _end_failed(config, tracking)
+        raise
     if result.error is not None:
+        _end_failed(config, tracking)
         raise result.error
     return result
+
+
+def _end_failed(config: TrainConfig, tracking: TrackingOptions) -> None:
+    """Mark the MLflow run FAILED: a worker killed with its group may not have said so."""
+    if tracking.enabled and tracking.run_id:
+        attach_run(config, tracking).end("FAILED")
