@@ -321,6 +321,10 @@ class Tracker(_Base):
         return self._experiment_id
 
     @property
+    def tracking_uri(self) -> str:
+        return self._header["tracking_uri"]
+
+    @property
     def run_url(self) -> str | None:
         """The run's page for an http(s) tracking server, else None."""
         uri = self._header["tracking_uri"].rstrip("/")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
@@ -45,6 +48,8 @@ from depthhints.errors import ConfigError
 from depthhints.tracking import NullTracker, Tracker
 from depthhints.train.reporting import TrackingOptions
 from depthhints.train.trainer import RayOptions, absolute_paths, fit_distributed, init_ray
+
+log = logging.getLogger(__name__)
 
 MODALITIES = {
     "S": {"use_stereo": True, "frame_ids": [0]},
@@ -299,6 +304,8 @@ def _parent_run(
 def _finish_parent(
     parent: Tracker | NullTracker, grid: tune.ResultGrid, base: TrainConfig, metric: str
 ) -> None:
+    if parent.run_id and parent.experiment_id:
+        _end_stopped_children(parent)
     rows = trial_table(grid, metric)
     parent.log_dict(rows, "trials.json")
     scored = [r for r in rows if isinstance(r.get(metric), int | float)]
@@ -315,3 +322,14 @@ def _last_line(error: BaseException) -> str:
     """The innermost message of a (Ray-wrapped) error."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__
+
+
+def _end_stopped_children(parent: Tracker) -> None:
+    """Trials that Tune stopped (ASHA) were killed mid-call: end their MLflow runs KILLED."""
+    client = MlflowClient(parent.tracking_uri)
+    query = f"tags.mlflow.parentRunId = '{parent.run_id}' and attributes.status = 'RUNNING'"
+    try:
+        for run in client.search_runs([parent.experiment_id], query):
+            client.set_terminated(run.info.run_id, "KILLED")
+    except MlflowException as error:  # an unreachable server: the runs stay RUNNING
+        log.warning("could not end the stopped trials' MLflow runs: %s", error)
