@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUIET_PIP := grep -v 'is ignored: it is neither a file nor a directory' || true
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo ui test lint bench clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/depthhints demo --out outputs/demo
+
+ui: $(STAMP)
+	$(BIN)/depthhints ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

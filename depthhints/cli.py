@@ -103,13 +103,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         if not summary.ok:
             return 1
+        _demo_hint_quality(root, items, layout, _demo_tracking_uri(out), args.workers)
         files = _demo_table(root, out, args)
     finally:
         if started:
             ray.shutdown()
     print(files["md"].read_text())
+    from dashboards.report import build_report
+
+    report = build_report(out / "report.html", _demo_tracking_uri(out))
     print(f"table: {files['md']} (.csv, .json); MLflow: {out / 'runs' / 'mlflow.db'}")
+    print(f"report (open in a browser): {report}; MLflow UI: make ui")
     return 0
+
+
+def _demo_tracking_uri(out: Path) -> str:
+    """The demo's MLflow store: $MLFLOW_TRACKING_URI, else ``<out>/runs/mlflow.db``."""
+    from depthhints.config import TrainConfig
+    from depthhints.train.reporting import TrackingOptions
+
+    return TrackingOptions().tracking_uri(TrainConfig(log_dir=str(out / "runs")))
+
+
+def _demo_hint_quality(root: Path, items: list, layout, tracking_uri: str, workers) -> None:
+    """The published hints and the fast preset's, their quality and cost logged to MLflow."""
+    from hints_worker.actors import HintConfig, precompute_hints
+
+    fast = precompute_hints(
+        items, root, root / "depth_hints_fast", HintConfig(matchers="fast"), workers=workers
+    )
+    if not fast.ok:
+        raise DepthHintsError(f"fast hints failed: {fast.failures[:3]}")
+    for store in (root / "depth_hints", root / "depth_hints_fast"):
+        row = hint_quality(store, layout, tracking_uri=tracking_uri)
+        print(
+            f"hint quality {row['matchers']}/{row['fusion']}: coverage {row['coverage']:.3f}, "
+            f"abs rel {row['abs_rel']:.4f}, d<1.25 {row['delta1']:.3f}"
+        )
 
 
 def _demo_table(root: Path, out: Path, args: argparse.Namespace) -> dict[str, Path]:
@@ -187,33 +217,56 @@ def cmd_hints_quality(args: argparse.Namespace) -> int:
     import json
 
     from depthhints.data.kitti import KittiRawLayout
-    from hints_worker.quality import evaluate_store
-    from hints_worker.store import open_store
 
-    layout = KittiRawLayout(args.data_path)
-    report = []
+    tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     print(
         f"{'store':40s} {'matchers':>8s} {'fusion':>7s} {'images':>6s} "
-        f"{'coverage':>8s} {'abs rel':>8s} {'d<1.25':>7s}"
+        f"{'coverage':>8s} {'abs rel':>8s} {'d<1.25':>7s} {'s/img/core':>10s}"
     )
+    report = []
     for root in args.stores:
-        store = open_store(root)
-        keys = sorted(store.keys())
-        if args.limit and len(keys) > args.limit:
-            keys = [keys[i] for i in np.linspace(0, len(keys) - 1, args.limit).astype(int)]
-        quality = evaluate_store(store, layout, keys)
-        config = store.manifest.config if store.manifest else {}
-        matchers, fusion = config.get("matchers", "?"), config.get("fusion", "?")
-        report.append(
-            {"store": str(root), "matchers": matchers, "fusion": fusion, **quality.as_dict()}
+        row = hint_quality(
+            root, KittiRawLayout(args.data_path), args.limit, tracking_uri, args.experiment
         )
+        report.append(row)
+        cost = row.get("seconds_per_image")
         print(
-            f"{str(root)[-40:]:40s} {matchers:>8s} {fusion:>7s} {quality.images:6d} "
-            f"{quality.coverage:8.3f} {quality.abs_rel:8.4f} {quality.delta1:7.3f}"
+            f"{str(root)[-40:]:40s} {row['matchers']:>8s} {row['fusion']:>7s} "
+            f"{row['images']:6d} {row['coverage']:8.3f} {row['abs_rel']:8.4f} "
+            f"{row['delta1']:7.3f} {'' if cost is None else f'{cost:10.2f}'}"
         )
+    if tracking_uri:
+        print(f"logged to MLflow ({tracking_uri}, experiment {args.experiment!r})")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def hint_quality(
+    root: str | Path,
+    layout,
+    limit: int | None = None,
+    tracking_uri: str | None = None,
+    experiment: str = "depth-hints",
+) -> dict:
+    """One store's quality (and cost, from its ``timing.json``), logged to MLflow when a
+    ``tracking_uri`` is given."""
+    from depthhints.results import log_hint_quality
+    from hints_worker.actors import read_timing
+    from hints_worker.quality import evaluate_store
+    from hints_worker.store import open_store
+
+    store = open_store(root)
+    keys = sorted(store.keys())
+    if limit and len(keys) > limit:
+        keys = [keys[i] for i in np.linspace(0, len(keys) - 1, limit).astype(int)]
+    quality = evaluate_store(store, layout, keys).as_dict()
+    config = store.manifest.config if store.manifest else {}
+    settings = {"matchers": config.get("matchers", "?"), "fusion": config.get("fusion", "?")}
+    cost = (read_timing(root) or {}).get("seconds_per_image_per_actor")
+    if tracking_uri:
+        log_hint_quality(tracking_uri, experiment, root, settings, quality, cost)
+    return {"store": str(root), **settings, **quality, "seconds_per_image": cost}
 
 
 def _tracking_options(args: argparse.Namespace):
@@ -584,6 +637,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_int, help="evaluate this many images, evenly spread"
     )
     quality.add_argument("--json", help="also write the table as JSON to this file")
+    quality.add_argument(
+        "--tracking-uri",
+        help="log one MLflow run per store (default $MLFLOW_TRACKING_URI; unset: no logging)",
+    )
+    quality.add_argument("--experiment", default="depth-hints", help="MLflow experiment")
     quality.set_defaults(func=cmd_hints_quality)
 
     demo = commands.add_parser("demo", help="run the pipeline on a small synthetic drive")
@@ -603,6 +661,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_predict_export_parsers(commands)
     _add_evaluate_parsers(commands)
+    from dashboards import report, ui
+
+    ui.add_parser(commands)
+    report.add_parser(commands)
     return parser
 
 

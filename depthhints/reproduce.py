@@ -36,8 +36,10 @@ from depthhints.evaluate import (
     predict_disparities,
 )
 from depthhints.models import load_depth_net
+from depthhints.results import log_evaluation
+from depthhints.samples import sample_frames, save_samples
 from depthhints.tracking import Tracker
-from depthhints.train.reporting import TrackingOptions
+from depthhints.train.reporting import TrackingOptions, recorded_run_id
 from depthhints.train.trainer import init_ray
 from depthhints.tune import SweepOptions, sweep
 
@@ -280,16 +282,24 @@ def reproduce(
         gt["eigen_benchmark"] = gt_depth_maps(layout, test_items, "eigen_benchmark")
     except (OSError, ConfigError) as error:  # no annotated depth maps: LiDAR GT only
         print(f"eigen_benchmark skipped: {str(error).splitlines()[0][:200]}")
+    shown_gt = gt.get("eigen_benchmark", gt["eigen"])  # the denser GT for the sample frames
     trials, failed = [], []
     for result in grid:
         if result.error:
             failed.append(Path(result.path).name)
             continue
         choices = result.config["choices"]
-        config = TrainConfig(**bundles[choices["row"]])
-        run = out / "runs" / f"{base.model_name}_{result.metrics['trial_id']}" / "models"
-        weights = run / f"weights_{config.num_epochs - 1}"
-        trials.append({**choices, "scores": evaluate_weights(weights, layout, test_items, gt)})
+        config = TrainConfig(**bundles[choices["row"]]).replace(
+            model_name=f"{base.model_name}_{result.metrics['trial_id']}"
+        )
+        weights = config.run_dir / "models" / f"weights_{config.num_epochs - 1}"
+        scores = evaluate_weights(weights, layout, test_items, gt)
+        trials.append({**choices, "scores": scores})
+        samples = save_samples(
+            config.run_dir / "samples" / "test_frames.npz",
+            sample_frames(config, weights, test_items, shown_gt),
+        )
+        _log_results(out, options.name, tracking, config, choices, scores, samples)
     table = summarise(trials)
     changed = ", ".join(f"{k}={v}" for k, v in {**chosen.overrides, **(overrides or {})}.items())
     note = (
@@ -301,6 +311,44 @@ def reproduce(
     files = write_table(table, out / "table", note)
     _log_table(out, options.name, tracking, files, table)
     return table, files, failed
+
+
+def _log_results(
+    out: Path,
+    name: str,
+    tracking: TrackingOptions | None,
+    config: TrainConfig,
+    choices: dict[str, Any],
+    scores: dict[str, dict[str, float]],
+    samples: Path,
+) -> None:
+    """A trial's evaluation runs (one per protocol and post-processing, nested under its
+    training run) and its sample frames (``samples/`` of the training run)."""
+    tracking = tracking or TrackingOptions()
+    training_run_id = recorded_run_id(config)
+    if not tracking.enabled or training_run_id is None:
+        return
+    uri = tracking.tracking_uri(TrainConfig(log_dir=str(out / "runs")))
+    sweep_file = out / "runs" / f"sweep_{name}" / "mlflow_run.json"
+    sweep_run_id = json.loads(sweep_file.read_text())["run_id"] if sweep_file.is_file() else ""
+    for key, metrics in scores.items():
+        protocol, post_process = key.removesuffix("_pp"), key.endswith("_pp")
+        log_evaluation(
+            uri,
+            tracking.experiment,
+            config,
+            protocol,
+            post_process,
+            metrics,
+            training_run_id,
+            extra_params={"row": choices["row"], "seed": choices.get("seed", config.seed)},
+            tags={"sweep": name, "sweep_run_id": sweep_run_id},
+        )
+    training = Tracker.start(
+        uri, tracking.experiment, run_id=training_run_id, fallback_dir=config.run_dir
+    )
+    training.log_artifact(samples, "samples")
+    training.end("FINISHED")
 
 
 def _log_table(

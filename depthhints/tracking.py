@@ -84,6 +84,23 @@ def default_tracking_uri(output_dir: str | os.PathLike) -> str:
     )
 
 
+def ensure_experiment(
+    client: MlflowClient, name: str, artifact_location: str | None = None
+) -> str:
+    """The id of experiment ``name``, created (or restored from the bin) when needed."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException:  # created meanwhile by another process?
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
 def default_artifact_location(tracking_uri: str) -> str | None:
     """``<db folder>/mlartifacts`` for a SQLite file store; None (the server decides) otherwise."""
     if not tracking_uri.startswith("sqlite:///") or ":memory:" in tracking_uri:
@@ -504,20 +521,9 @@ class Tracker(_Base):
         self._connected = True
 
     def _experiment(self) -> str:
-        name, client = self._header["experiment"], self._client
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            try:
-                return client.create_experiment(
-                    name, artifact_location=self._header["artifact_location"]
-                )
-            except MlflowException:  # created meanwhile by another process?
-                experiment = client.get_experiment_by_name(name)
-                if experiment is None:
-                    raise
-        if experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
+        return ensure_experiment(
+            self._client, self._header["experiment"], self._header["artifact_location"]
+        )
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
         """Send records; a permanent refusal is retried entity by entity and the refused ones

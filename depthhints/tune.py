@@ -154,6 +154,10 @@ def run_trial(params: dict[str, Any]) -> None:
     config = apply_choices(base, choices, params["hint_stores"], params["rows"])
     config = config.replace(model_name=f"{base.model_name}_{trial_id}")
     tracking = TrackingOptions(**params["tracking"])
+    tracking.tags = {  # the swept values, by which the report groups the sweep's runs
+        **tracking.tags,
+        **{f"sweep.{name}": str(value) for name, value in params["choices"].items()},
+    }
     fit_distributed(
         config,
         ray_options,

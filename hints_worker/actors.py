@@ -40,6 +40,7 @@ from hints_worker.sgm import (
 from hints_worker.store import HintKey, HintStore, StoreManifest, hint_key, open_store
 
 FAILURES_FILE = "failures.json"
+TIMING_FILE = "timing.json"
 CRASH_ONCE_ENV = "DEPTHHINTS_TEST_CRASH_ONCE"  # test hook, see _maybe_crash
 
 
@@ -256,6 +257,13 @@ class Summary:
     """From the start of the run until every actor was ready."""
     compute_seconds: float = 0.0
     """From then until the last result."""
+    actors: int = 0
+
+    @property
+    def seconds_per_image_per_actor(self) -> float | None:
+        """What one image costs one actor (one core for the matching), once actors are up."""
+        done = self.written + len(self.failures)
+        return self.compute_seconds * self.actors / done if done and self.actors else None
 
     @property
     def ok(self) -> bool:
@@ -290,7 +298,7 @@ def precompute_hints(
     requested = {hint_key(item) for item in items}
     jobs = plan_jobs(items, open_store(store_root, manifest).keys())
     todo = sum(len(job.sides) for job in jobs)
-    written, failures, startup, compute = 0, [], 0.0, 0.0
+    written, failures, startup, compute, count = 0, [], 0.0, 0.0, 0
     if jobs:
         start = time.perf_counter()
         with ray_session():
@@ -319,7 +327,32 @@ def precompute_hints(
                 ray.kill(actor)
     _write_failures(Path(store_root), failures)
     skipped = len(requested) - todo
-    return Summary(written, skipped, failures, Path(store_root), startup, compute)
+    summary = Summary(written, skipped, failures, Path(store_root), startup, compute, count)
+    if jobs:
+        _write_timing(summary)
+    return summary
+
+
+def _write_timing(summary: Summary) -> None:
+    """``<store>/timing.json``: what the last run that computed hints cost (the hint-quality
+    report's cost column)."""
+    record = {
+        "written": summary.written,
+        "failed": len(summary.failures),
+        "actors": summary.actors,
+        "startup_seconds": round(summary.startup_seconds, 3),
+        "compute_seconds": round(summary.compute_seconds, 3),
+        "seconds_per_image_per_actor": summary.seconds_per_image_per_actor,
+    }
+    (summary.store / TIMING_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def read_timing(store_root: str | os.PathLike) -> dict | None:
+    """The store's ``timing.json`` (None if no run computed hints there)."""
+    try:
+        return json.loads((Path(store_root) / TIMING_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _write_failures(store_root: Path, failures: list[Failure]) -> None:

@@ -1,5 +1,10 @@
 """Test-wide settings and shared fixtures."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +15,7 @@ from hints_worker.sgm import make_matchers
 from hints_worker.store import NpyHintStore
 
 TRAIN_FRAMES = (2, 3)
+REPO = Path(__file__).resolve().parent.parent
 
 # The tests use tiny tensors: one intra-op thread avoids OpenMP spin-waiting on the 2-core CI
 # machine (measured: tests/test_step.py 55 s with 2 threads, 15 s with 1).
@@ -47,3 +53,21 @@ def mlflow_store(tmp_path_factory) -> str:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         yield uri
+
+
+@pytest.fixture(scope="session")
+def smoke_table(tmp_path_factory) -> dict:
+    """``experiments/reproduce_table.py --preset smoke`` run once, in its own MLflow store:
+    two rows trained on a synthetic drive, evaluated, tabulated and tracked (about a minute)."""
+    out = tmp_path_factory.mktemp("smoke")
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    done = subprocess.run(
+        [sys.executable, "experiments/reproduce_table.py", "--preset", "smoke", "--out", str(out)],
+        cwd=REPO,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"out": out, "uri": uri, "stdout": done.stdout}

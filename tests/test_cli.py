@@ -58,6 +58,16 @@ def test_demo_renders_hints_sweeps_on_ray_tracks_and_tabulates(tmp_path, capsys,
         assert child.info.status == "FINISHED" and child.data.params["world_size"] == "2"
         assert {"train/loss", "val/loss", "eval/abs_rel"} <= set(child.data.metrics)
 
+    # the quality and cost of the published hints and of the fast preset's, and the report
+    quality = client.search_runs([parent.info.experiment_id], "tags.run_kind = 'hint_quality'")
+    assert sorted(run.data.params["mode"] for run in quality) == ["fast/parity", "parity/parity"]
+    for run in quality:
+        assert run.data.metrics["hints/seconds_per_image"] > 0
+        assert 0 < run.data.metrics["hints/coverage"] <= 1
+    report = tmp_path / "report.html"
+    assert f"report (open in a browser): {report}" in out
+    assert report.read_text().count('class="result-row"') == 8
+
 
 def test_hints_command_exits_non_zero_and_names_failed_items(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path), *SMALL]) == 0

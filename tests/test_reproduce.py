@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,14 +43,9 @@ def test_row_configs_apply_overrides_and_reject_unknown_rows():
 
 
 @pytest.mark.slow
-def test_smoke_preset_trains_evaluates_and_writes_the_table(tmp_path, mlflow_store):
-    out = tmp_path / "table"
-    command = [sys.executable, "experiments/reproduce_table.py", "--preset", "smoke"]
-    done = subprocess.run(
-        [*command, "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "| row | evaluation |" in done.stdout
+def test_smoke_preset_trains_evaluates_and_writes_the_table(smoke_table):
+    out, done = smoke_table["out"], smoke_table
+    assert "| row | evaluation |" in done["stdout"]
     table = json.loads((out / "table" / "table.json").read_text())
     lines = {(line["row"], line["evaluation"]): line for line in table}
     evaluations = ("eigen", "eigen_pp", "eigen_benchmark", "eigen_benchmark_pp")
@@ -64,7 +57,7 @@ def test_smoke_preset_trains_evaluates_and_writes_the_table(tmp_path, mlflow_sto
         assert pp["abs_rel_diff"] == pytest.approx(pp["abs_rel"] - paper["abs_rel"])
     assert (out / "table" / "table.csv").read_text().startswith("row,")
 
-    client = MlflowClient(mlflow_store)
+    client = MlflowClient(smoke_table["uri"])
     parent = client.search_runs(
         [client.get_experiment_by_name("depth-hints").experiment_id],
         "attributes.run_name = 'table_smoke'",
@@ -76,3 +69,27 @@ def test_smoke_preset_trains_evaluates_and_writes_the_table(tmp_path, mlflow_sto
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+
+    # each trained row: four evaluation runs nested under its training run, and sample frames
+    ours = client.search_runs(
+        [parent.info.experiment_id], "tags.source = 'ours' and tags.run_kind = 'evaluation'"
+    )
+    assert len(ours) == 2 * len(evaluations)
+    for child in children:
+        row = child.data.tags["sweep.row"]
+        mine = [e for e in ours if e.data.tags["mlflow.parentRunId"] == child.info.run_id]
+        assert sorted(_evaluation(e) for e in mine) == sorted(evaluations)
+        for run in mine:
+            params = run.data.params
+            assert params["row"] == row and params["dataset"] == "synthetic"
+            assert (params["backbone"], params["resolution"]) == ("resnet18", "192x64")
+            table_value = lines[row, _evaluation(run)]["abs_rel"]
+            assert run.data.metrics["test/abs_rel"] == pytest.approx(table_value)
+        samples = client.list_artifacts(child.info.run_id, "samples")
+        assert [a.path for a in samples] == ["samples/test_frames.npz"]
+
+
+
+def _evaluation(run) -> str:
+    pp = "_pp" if run.data.params["post_process"] == "True" else ""
+    return run.data.params["eval_protocol"] + pp

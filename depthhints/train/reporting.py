@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class TrackingOptions:
     experiment: str = DEFAULT_EXPERIMENT
     run_id: str | None = None  # continue this MLflow run; None → the recorded one or a new run
     parent_run_id: str | None = None  # a sweep's run: new runs are nested under it in the UI
+    tags: dict[str, str] = field(default_factory=dict)  # extra tags of a new run
 
     def tracking_uri(self, config: TrainConfig) -> str:
         return self.uri or default_tracking_uri(config.log_dir)
@@ -86,6 +87,7 @@ def open_run(
         tags={
             **run_tags(config, world_size, cluster_size),
             **({"mlflow.parentRunId": options.parent_run_id} if options.parent_run_id else {}),
+            **options.tags,
         },
         run_id=run_id,
         fallback_dir=config.run_dir,

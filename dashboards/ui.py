@@ -1,0 +1,341 @@
+"""``depthhints ui``: the MLflow UI on the project's store, with a link comparing our evaluation
+runs with the paper's reference runs.
+
+The store is resolved as everywhere else (``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else
+the demo's ``outputs/demo/runs/mlflow.db``). The paper's runs are logged first (idempotent, see
+:mod:`dashboards.paper`), then ``mlflow server`` is started on that store, bound to
+``127.0.0.1`` unless ``--host`` says otherwise, and two links are printed: the experiment page
+and the compare page of our newest evaluation runs next to the paper's. Ctrl-C (or SIGTERM) stops
+the server with every process it started.
+
+Server settings (:func:`server_command`):
+
+- ``--workers 1`` and no job runner (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` unless set):
+  one person browsing needs no more; the defaults start 4 uvicorn workers and 7 huey consumers
+  for GenAI jobs (2.3 GB of memory, measured).
+- ``--artifacts-destination <db folder>/mlartifacts`` for a SQLite store: our runs' artifact
+  URIs are absolute ``file://`` paths (:func:`depthhints.tracking.default_artifact_location`),
+  which the server reads directly, whatever its flags; the destination only decides where runs
+  created *through* this server (``MLFLOW_TRACKING_URI=http://127.0.0.1:5000``) put their
+  artifacts: next to the others instead of ``./mlartifacts`` in the current folder.
+
+A store that already is a tracking server (``http(s)://``) is not served again: the links point
+at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from depthhints.errors import ConfigError, DepthHintsError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+EXPERIMENT = "depth-hints"  # = depthhints.train.reporting.DEFAULT_EXPERIMENT (not imported: slow)
+MAX_OURS = 20  # our newest evaluation runs on the compare page
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+LOG_TAIL_LINES = 30
+
+
+# ----------------------------------------------------------------------------------- links
+def experiment_url(base_url: str, experiment_id: str) -> str:
+    """The UI's page of one experiment."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}"
+
+
+def comparison_url(base_url: str, experiment_id: str, run_ids: Sequence[str]) -> str:
+    """The UI's compare page of ``run_ids`` (columns in this order) of one experiment."""
+    runs = quote(json.dumps(list(run_ids), separators=(",", ":")), safe="")
+    experiments = quote(json.dumps([str(experiment_id)]), safe="")
+    return f"{base_url.rstrip('/')}/#/compare-runs?runs={runs}&experiments={experiments}"
+
+
+def comparison_runs(
+    client: MlflowClient, experiment_id: str, max_ours: int = MAX_OURS
+) -> tuple[list[str], list[str]]:
+    """The run ids to compare: our newest ``max_ours`` evaluation runs (newest first) and the
+    paper's runs (in :data:`dashboards.paper.PAPER_RESULTS` order)."""
+    from dashboards.paper import PAPER_RESULTS
+    from dashboards.runs import result_runs
+
+    ours = result_runs(client, experiment_id, "ours")[:max_ours]
+    order = {result.key: index for index, result in enumerate(PAPER_RESULTS)}
+    paper = sorted(
+        result_runs(client, experiment_id, "paper"),
+        key=lambda run: (order.get(run.tags.get("paper_key", ""), len(order)), run.name),
+    )
+    return [run.run_id for run in ours], [run.run_id for run in paper]
+
+
+# ----------------------------------------------------------------------------------- server
+def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """``python -m mlflow server`` on ``tracking_uri`` (see the module docstring for the flags)."""
+    from depthhints.tracking import default_artifact_location
+
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri]
+    command += ["--host", host, "--port", str(port), "--workers", "1"]
+    artifacts = default_artifact_location(tracking_uri)
+    if artifacts:
+        command += ["--artifacts-destination", artifacts]
+    return command
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A clear error when something already listens on ``host``:``port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                f"cannot serve the MLflow UI on {host}:{port}: {error.strerror or error}; "
+                "another server (an MLflow UI already running?) may use the port: pass --port"
+            ) from None
+
+
+def _browse_host(host: str) -> str:
+    """The address to open for a server bound to ``host`` (a wildcard means every interface)."""
+    if host in ("0.0.0.0", ""):
+        return DEFAULT_HOST
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class _Server:
+    """A ``mlflow server`` subprocess in its own process group, its output in a log file."""
+
+    def __init__(self, tracking_uri: str, host: str, port: int) -> None:
+        check_port_free(host, port)
+        self.url = f"http://{_browse_host(host)}:{port}"
+        fd, log_path = tempfile.mkstemp(prefix="depthhints-mlflow-ui-", suffix=".log")
+        self.log_path = Path(log_path)
+        env = dict(os.environ)
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        with os.fdopen(fd, "wb") as log:
+            self.process = subprocess.Popen(
+                server_command(tracking_uri, host, port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # own process group: stopped as a whole, not by Ctrl-C
+            )
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def failure(self, what: str) -> ConfigError:
+        tail = self.log_tail()
+        return ConfigError(f"{what}; the server's last output:\n{tail or '(none)'}")
+
+    def wait_healthy(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Return once ``/health`` answers; a clear error if the server exits or stays silent."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise self.failure(f"the MLflow server exited with status {code} at start-up")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise self.failure(
+                    f"the MLflow server did not answer {self.url}/health in {timeout:.0f} s"
+                )
+            time.sleep(0.5)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM the whole process group, SIGKILL what is left after ``timeout``; remove the
+        log."""
+        group = self.process.pid  # the session leader's pid is the group id
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        while _group_alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _group_alive(group):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        self.log_path.unlink(missing_ok=True)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _serve(tracking_uri: str, host: str, port: int) -> Iterator[_Server]:
+    _check_servable(tracking_uri)
+    server = _Server(tracking_uri, host, port)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def mlflow_server(
+    tracking_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+) -> Iterator[str]:
+    """The MLflow UI on ``tracking_uri``, serving from entry to exit; yields its base URL.
+
+    The server and every process it starts are stopped on exit (also on an error or Ctrl-C).
+    """
+    with _serve(tracking_uri, host, port) as server:
+        yield server.url
+
+
+def _check_servable(tracking_uri: str) -> None:
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        raise ConfigError(
+            f"{tracking_uri} is a tracking server already: open it instead of starting another"
+        )
+
+
+# ----------------------------------------------------------------------------------- command
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else outputs/demo/runs/mlflow.db); "
+        "an http(s):// tracking server is only linked to, not served again",
+    )
+    parser.add_argument(
+        "--experiment", default=EXPERIMENT, help=f"MLflow experiment (default: {EXPERIMENT})"
+    )
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"interface to bind (default: {DEFAULT_HOST}, this machine only; 0.0.0.0 exposes "
+        "the UI, which has no login, to the network)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--no-paper",
+        action="store_true",
+        help="do not log (or update) the paper's reference runs in the experiment first",
+    )
+    parser.set_defaults(func=run)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``depthhints ui``."""
+    parser = commands.add_parser(
+        "ui",
+        help="the MLflow UI on the project's store, with a link comparing our runs to the paper",
+        description="Logs the paper's reference runs into the experiment (unless --no-paper), "
+        "starts `mlflow server` on the store and prints the experiment page and the compare "
+        "page of our newest evaluation runs next to the paper's. Ctrl-C stops the server.",
+    )
+    _add_arguments(parser)
+
+
+class _Stop(Exception):
+    """SIGTERM, turned into an exception so the server is stopped on the way out."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def run(args: argparse.Namespace) -> int:
+    """Log the paper's runs, start the UI, print its links and serve until Ctrl-C / SIGTERM."""
+    from mlflow import MlflowClient
+
+    from dashboards.paper import log_paper_runs
+    from dashboards.runs import experiment_id as find_experiment
+    from dashboards.runs import resolve_store
+
+    tracking_uri = resolve_store(args.tracking_uri)
+    if not args.no_paper:
+        log_paper_runs(tracking_uri, args.experiment)
+    client = MlflowClient(tracking_uri)
+    experiment = find_experiment(client, args.experiment)
+    ours, paper = comparison_runs(client, experiment)
+    run_ids = ours + paper
+
+    def print_links(base_url: str) -> None:
+        print(f"MLflow UI: {experiment_url(base_url, experiment)}")
+        print(f"ours vs the paper: {comparison_url(base_url, experiment, run_ids)}")
+        if not ours:
+            print(f"(no evaluation runs of ours in {args.experiment!r} yet: only the paper's)")
+        sys.stdout.flush()
+
+    if tracking_uri.startswith(("http://", "https://")):
+        print_links(tracking_uri)
+        return 0
+
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        with _serve(tracking_uri, args.host, args.port) as server:
+            print_links(server.url)
+            print("serving; Ctrl-C stops the server", flush=True)
+            while server.process.poll() is None:
+                time.sleep(0.5)
+            raise server.failure(f"the MLflow server stopped (status {server.process.returncode})")
+    except (KeyboardInterrupt, _Stop):
+        print("MLflow UI stopped", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m dashboards.ui``: the same as ``depthhints ui``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboards.ui",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DepthHintsError as error:
+        print(f"depthhints ui: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
