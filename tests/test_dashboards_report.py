@@ -37,11 +37,11 @@ def test_report_shows_table_curves_frames_and_hint_quality_in_a_browser(smoke_ta
         labels = rows.locator("td:first-child").all_inner_texts()
         assert sum("S_R50_640x192_hints" in text for text in labels) == 4
         # the eigen_pp rows face the paper's row; the difference is coloured and signed
-        compared = page.locator("#results-table tr", has_text="paper · Depth Hints R50 640x192")
+        compared = page.locator("#results-table tr", has_text="vs paper · Depth Hints R50 640x192")
         assert compared.count() == 1
         cells = compared.locator("td.better, td.worse")
         text = compared.inner_text()
-        assert cells.count() >= 3 and "paper 0.102" in text
+        assert cells.count() >= 3 and "0.102 ▼" in text
         assert "recipe differs: backbone, resolution, pretrained\nsynthetic data" in text
         assert page.locator("#paper-table tbody tr").count() == len(PAPER_RESULTS)
         modes = page.locator("#hints-table tbody tr td:first-child").all_inner_texts()
