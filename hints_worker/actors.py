@@ -41,6 +41,9 @@ from hints_worker.store import HintKey, HintStore, StoreManifest, hint_key, open
 
 FAILURES_FILE = "failures.json"
 TIMING_FILE = "timing.json"
+HINTS_RESOURCE = "hints"
+"""Custom resource of the nodes meant for hint precomputation (platform/cluster.yaml): when the
+cluster advertises it, each actor takes one unit, so actors run on those nodes only."""
 CRASH_ONCE_ENV = "DEPTHHINTS_TEST_CRASH_ONCE"  # test hook, see _maybe_crash
 
 
@@ -182,9 +185,9 @@ class HintWorker:
         # Ray sets CUDA_VISIBLE_DEVICES to the GPU share it granted this actor, if any.
         self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
-    def ready(self) -> bool:
-        """Returns once the actor is constructed."""
-        return True
+    def ready(self) -> str:
+        """Returns once the actor is constructed: the id of the node it runs on."""
+        return ray.get_runtime_context().get_node_id()
 
     def process(self, jobs: Sequence[FrameJob]) -> list[FrameResult]:
         """Compute a batch and flush it, so that every reported hint is on disk.
@@ -258,6 +261,8 @@ class Summary:
     compute_seconds: float = 0.0
     """From then until the last result."""
     actors: int = 0
+    nodes: list[str] = field(default_factory=list)
+    """The ids of the Ray nodes the actors ran on."""
 
     @property
     def seconds_per_image_per_actor(self) -> float | None:
@@ -298,19 +303,24 @@ def precompute_hints(
     requested = {hint_key(item) for item in items}
     jobs = plan_jobs(items, open_store(store_root, manifest).keys())
     todo = sum(len(job.sides) for job in jobs)
-    written, failures, startup, compute, count = 0, [], 0.0, 0.0, 0
+    written, failures, startup, compute, count, nodes = 0, [], 0.0, 0.0, 0, []
     if jobs:
         start = time.perf_counter()
         with ray_session():
-            count = min(workers or int(ray.cluster_resources().get("CPU", 1)) or 1, len(jobs))
-            gpus = gpu_share(ray.nodes())
+            labelled = ray.cluster_resources().get(HINTS_RESOURCE, 0)
+            capacity = labelled or ray.cluster_resources().get("CPU", 1)
+            count = min(workers or int(capacity) or 1, len(jobs))
+            pool_nodes = [
+                n for n in ray.nodes() if not labelled or HINTS_RESOURCE in n["Resources"]
+            ]
             actors = [
-                HintWorker.options(num_gpus=gpus).remote(
-                    str(layout.root), layout.image_ext, str(store_root), manifest, config
-                )
+                HintWorker.options(
+                    num_gpus=gpu_share(pool_nodes),
+                    resources={HINTS_RESOURCE: 1} if labelled else {},
+                ).remote(str(layout.root), layout.image_ext, str(store_root), manifest, config)
                 for _ in range(count)
             ]
-            ray.get([actor.ready.remote() for actor in actors])
+            nodes = sorted(set(ray.get([actor.ready.remote() for actor in actors])))
             startup = time.perf_counter() - start
             batches = [jobs[i : i + frames_per_task] for i in range(0, len(jobs), frames_per_task)]
             tasks = ActorPool(actors).map_unordered(
@@ -327,7 +337,7 @@ def precompute_hints(
                 ray.kill(actor)
     _write_failures(Path(store_root), failures)
     skipped = len(requested) - todo
-    summary = Summary(written, skipped, failures, Path(store_root), startup, compute, count)
+    summary = Summary(written, skipped, failures, Path(store_root), startup, compute, count, nodes)
     if jobs:
         _write_timing(summary)
     return summary

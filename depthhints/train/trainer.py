@@ -56,6 +56,11 @@ REPORT_INTERVAL_S = "0.05"
 """``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: Ray's default (2 s) blocks every report for ~2 s."""
 
 
+TRAIN_RESOURCE = "train"
+"""Custom resource of the nodes meant for training (platform/cluster.yaml): when the cluster
+advertises it, each Train worker takes one unit."""
+
+
 @dataclass
 class RayOptions:
     """How to run on Ray: workers, resources, where results live, failure handling."""
@@ -195,6 +200,8 @@ def make_trainer(
     resources = {"CPU": options.cpus_per_worker}
     if options.use_gpu:
         resources["GPU"] = 1
+    if ray.is_initialized() and ray.cluster_resources().get(TRAIN_RESOURCE):
+        resources[TRAIN_RESOURCE] = 1  # a labelled cluster: train on the training nodes only
     return TorchTrainer(
         train_worker,
         train_loop_config={
