@@ -665,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui.add_parser(commands)
     report.add_parser(commands)
+    from depthhints import cluster_config  # imports Ray only when the command runs
+
+    cluster_config.add_parser(commands)
     return parser
 
 

@@ -93,6 +93,10 @@ def cluster(tmp_path_factory) -> Iterator[dict]:
     finally:
         for node in reversed(nodes):
             _stop(node)
+        # `ray stop` would also forget the cluster; left behind, a later ray.init() joins it
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
     leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"127.0.0.1:{port}" not in leftovers  # no raylet or GCS of this cluster is left
 
