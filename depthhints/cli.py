@@ -825,6 +825,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         gt_depths = ev.load_gt_depths(gt_path)
     disps, source = _eval_predictions(args, gt_depths, gt_path)
+    _check_counts(len(disps), gt_depths, gt_path, f"predictions ({source})")  # before any write
     weights = Path(args.load_weights_folder) if args.load_weights_folder else None
 
     if args.save_pred_disps is not None:
@@ -856,7 +857,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         return 0
 
-    _check_counts(len(disps), gt_depths, gt_path, f"predictions ({source})")
     result = ev.evaluate_predictions(
         disps,
         gt_depths,

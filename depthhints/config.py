@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import json
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -102,7 +104,12 @@ class TrainConfig:
     def validate(self) -> None:
         """Check types and combinations; raises ConfigError naming the option and the fix."""
         for f in fields(self):
-            _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
+            try:
+                _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
+            except ConfigError as exc:
+                if _default(f) is None:
+                    raise
+                raise ConfigError(f"{exc}, e.g. {f.name}: {json.dumps(_default(f))}") from None
         checks = [
             (
                 self.num_layers in NUM_LAYERS,
@@ -110,7 +117,8 @@ class TrainConfig:
             ),
             (
                 self.height % 32 == 0 and self.width % 32 == 0 and self.height > 0 < self.width,
-                f"height={self.height}, width={self.width}: both must be positive multiples of 32",
+                f"height={self.height}, width={self.width}: both must be positive multiples of 32 "
+                "(e.g. height 192, width 640)",
             ),
             (
                 bool(self.scales)
@@ -131,7 +139,8 @@ class TrainConfig:
             ),
             (
                 not self.use_depth_hints or self.use_stereo,
-                "use_depth_hints needs use_stereo: hints supervise the stereo frame",
+                "use_depth_hints needs use_stereo (hints supervise the stereo frame); set "
+                "use_stereo: true or drop use_depth_hints",
             ),
             (
                 not (self.use_depth_hints and self.v1_multiscale),
@@ -143,7 +152,10 @@ class TrainConfig:
             ),
             (0 < self.min_depth < self.max_depth, "need 0 < min_depth < max_depth"),
             (self.batch_size >= 1, f"batch_size={self.batch_size} must be at least 1"),
-            (self.learning_rate > 0, f"learning_rate={self.learning_rate} must be positive"),
+            (
+                self.learning_rate > 0,
+                f"learning_rate={self.learning_rate} must be positive (the reference uses 1e-4)",
+            ),
             (self.num_epochs >= 1, f"num_epochs={self.num_epochs} must be at least 1"),
             (self.scheduler_step_size >= 1, "scheduler_step_size must be at least 1"),
             (self.disparity_smoothness >= 0, "disparity_smoothness must be ≥ 0"),
@@ -181,7 +193,13 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"{source}: unknown option(s) {unknown}; known: {sorted(known)}")
+            guesses = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+            hint = ", ".join(f"{g[0]!r} for {k!r}" for k, g in guesses.items() if g)
+            raise ConfigError(
+                f"{source}: unknown option(s) {unknown}; "
+                + (f"did you mean {hint}? " if hint else "")
+                + f"remove or rename them (known options: {sorted(known)})"
+            )
         types_ = _field_types()
         values = {k: _coerce_float(v) if types_[k] is float else v for k, v in values.items()}
         try:
@@ -198,9 +216,12 @@ class TrainConfig:
         if not path.is_file():
             raise ConfigError(f"config file {path} not found")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            with path.open(encoding="utf-8") as stream:  # YAML errors then name the file
+                values = yaml.safe_load(stream) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+            raise ConfigError(
+                f"{path} is not valid YAML ({exc}); fix the syntax at the line shown"
+            ) from exc
         return cls.from_dict(values, source=str(path))
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -214,15 +235,20 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--config", type=Path, help="YAML file of options (flags override it)")
     group = parser.add_argument_group("training options (SPEC §4.9 names)")
+    defaults = {f.name: _default(f) for f in fields(TrainConfig)}
     for name, kind in _field_types().items():
         flag = f"--{name}"
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         elif typing.get_origin(kind) is list:
-            group.add_argument(flag, nargs="+", type=typing.get_args(kind)[0], default=None)
+            example = " ".join(map(str, defaults[name]))
+            item = _flag_type(typing.get_args(kind)[0], f"{flag} {example}")
+            group.add_argument(flag, nargs="+", type=item, default=None)
         else:
             scalar = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-            group.add_argument(flag, type=scalar, default=None)
+            group.add_argument(
+                flag, type=_flag_type(scalar, f"{flag} {defaults[name]}"), default=None
+            )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -237,6 +263,32 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+_KIND_NAMES = {int: "an integer", float: "a number"}
+
+
+def _flag_type(kind: type, example: str) -> Any:
+    """argparse ``type=`` for ``kind`` whose error shows an example (argparse names the flag)."""
+    if kind is str:
+        return str
+
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {_KIND_NAMES.get(kind, kind.__name__)}; give one, e.g. {example}"
+            ) from None
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _coerce_float(value: Any) -> Any:

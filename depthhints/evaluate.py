@@ -471,7 +471,7 @@ class EvalImageDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> Tensor:
-        image = Image.fromarray(load_image(self.paths[index]))
+        image = Image.fromarray(load_image(self.paths[index], require_colour=True))
         image = image.resize((self.width, self.height), Image.Resampling.LANCZOS)
         array = np.asarray(image, dtype=np.float32) / 255.0
         return torch.from_numpy(array.transpose(2, 0, 1).copy())

@@ -31,13 +31,10 @@ def test_reference_defaults_and_derived_values():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"height": 200}, "multiples of 32"),
-        ({"use_depth_hints": True}, "needs use_stereo"),
         ({"use_depth_hints": True, "use_stereo": True, "v1_multiscale": True}, "v1_multiscale"),
         ({"predictive_mask": True}, "disable_automasking"),
         ({"frame_ids": [-1, 0]}, "start with 0"),
         ({"frame_ids": [0]}, "no source view"),
-        ({"num_layers": 20}, "num_layers=20"),
         ({"scales": [0, 4]}, "scales"),
         ({"pose_model_type": "lstm"}, "pose_model_type"),
         ({"batch_size": 2.5}, "batch_size=2.5"),
@@ -52,19 +49,13 @@ def test_bad_values_name_the_option(changes, message):
         TrainConfig.from_dict(changes)
 
 
-def test_yaml_round_trip_unknown_keys_and_yaml_floats(tmp_path):
+def test_yaml_round_trip_and_yaml_floats(tmp_path):
     path = tmp_path / "run.yaml"
     config = TrainConfig(use_stereo=True, frame_ids=[0], use_depth_hints=True, num_layers=50)
     config.to_yaml(path)
     assert TrainConfig.from_yaml(path) == config
-    path.write_text("learning_rate: 1e-4\nfoo: 1\n")
-    with pytest.raises(ConfigError, match=r"run.yaml: unknown option\(s\) \['foo'\]"):
-        TrainConfig.from_yaml(path)
     path.write_text("learning_rate: 1e-5\n")  # YAML 1.1 reads this as a string
     assert TrainConfig.from_yaml(path).learning_rate == 1e-5
-    path.write_text("height: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        TrainConfig.from_yaml(path)
 
 
 def test_flags_override_the_yaml_file(tmp_path):

@@ -68,18 +68,6 @@ def test_store_written_by_the_published_script_is_read_as_is(tmp_path):
         store.read((FOLDER, 4, "l"))
 
 
-@pytest.mark.parametrize(
-    ("change", "what"),
-    [({"height": 64}, "resolution"), ({"config": {"fusion": "masked"}}, "configuration")],
-)
-@pytest.mark.parametrize("fmt", ["npy", "parquet"])
-def test_a_store_of_other_hints_is_refused(tmp_path, fmt, change, what):
-    open_store(tmp_path, _manifest(fmt))
-    with pytest.raises(StoreMismatchError, match=what) as error:
-        open_store(tmp_path, _manifest(fmt, **change))
-    assert str(tmp_path) in str(error.value)
-
-
 def test_format_mismatch_is_refused(tmp_path):
     open_store(tmp_path, _manifest("npy"))
     with pytest.raises(StoreMismatchError, match="npy"):

@@ -58,14 +58,9 @@ def test_parse_the_three_formats():
 
 @pytest.mark.parametrize(
     ("line", "error"),
-    [
-        (f"{DRIVE} 69", "2 fields"),
-        (f"{DRIVE} 69 l extra", "4 fields"),
-        (f"{DRIVE} 6x9 l", "not a non-negative integer"),
+    [  # more bad lines (field counts, sides, '..') are in test_bad_inputs.py
         (f"{DRIVE} 6.5 l", "not a non-negative integer"),
         (f"{DRIVE} -3 l", "not a non-negative integer"),
-        (f"{DRIVE} 69 left", "unknown side"),
-        ("2011_09_26/../secret 69 l", "'..'"),
         ("/abs/2011_09_26_drive_0002_sync 69 l", "absolute path"),
     ],
 )
@@ -76,14 +71,6 @@ def test_bad_split_lines_name_file_and_line(tmp_path, line, error):
         read_split_file(path)
     message = str(info.value)
     assert "bad.txt:3" in message and error in message
-
-
-@pytest.mark.parametrize("content", ["", "\n\n", "  \n"])
-def test_empty_split_file(tmp_path, content):
-    path = tmp_path / "empty_files.txt"
-    path.write_text(content)
-    with pytest.raises(SplitFormatError, match=r"empty_files\.txt.*empty"):
-        read_split_file(path)
 
 
 def test_blank_line_inside_and_missing_file(tmp_path):
@@ -168,27 +155,6 @@ def test_layout_explicit_ext_and_errors(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg"])
-def test_load_image_errors(tmp_path, ext):
-    with pytest.raises(MissingDataError, match="missing"):
-        load_image(tmp_path / f"missing{ext}")
-    empty = tmp_path / f"empty{ext}"
-    empty.write_bytes(b"")
-    with pytest.raises(DataFileError, match="empty"):
-        load_image(empty)
-    good = tmp_path / f"good{ext}"
-    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(good)
-    truncated = tmp_path / f"truncated{ext}"
-    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(DataFileError, match="truncated"):
-        load_image(truncated)
-    garbage = tmp_path / f"garbage{ext}"
-    garbage.write_bytes(b"not an image at all")
-    with pytest.raises(DataFileError, match="garbage"):
-        load_image(garbage)
-
-
 def test_load_image_converts_to_rgb(tmp_path):
     Image.new("L", (5, 3), 77).save(tmp_path / "grey.png")
     Image.new("RGBA", (5, 3), (1, 2, 3, 4)).save(tmp_path / "rgba.png")
@@ -201,9 +167,6 @@ def test_load_velodyne(tmp_path):
     points = np.arange(12, dtype=np.float32).reshape(3, 4)
     points.tofile(tmp_path / "ok.bin")
     assert np.array_equal(load_velodyne(tmp_path / "ok.bin"), points)
-    (tmp_path / "odd.bin").write_bytes(b"\0" * 17)
-    with pytest.raises(DataFileError, match=r"odd\.bin.*17 bytes"):
-        load_velodyne(tmp_path / "odd.bin")
     with pytest.raises(MissingDataError, match=r"gone\.bin"):
         load_velodyne(tmp_path / "gone.bin")
 
@@ -269,8 +232,6 @@ def test_calibration_round_trip(tmp_path):
 
 
 def test_calibration_errors(tmp_path):
-    with pytest.raises(MissingDataError, match=r"calib_cam_to_cam\.txt"):
-        read_raw_calibration(tmp_path)
     write_raw_calibration(tmp_path, _calibration())
     cam = tmp_path / "calib_cam_to_cam.txt"
     cam.write_text(
@@ -283,9 +244,6 @@ def test_calibration_errors(tmp_path):
     (fresh / "calib_velo_to_cam.txt").write_text("R: 1 2 3\nT: 0 0 0\n")
     with pytest.raises(CalibrationError, match=r"calib_velo_to_cam\.txt.*'R'.*9 numbers"):
         read_raw_calibration(fresh)
-    (tmp_path / "broken.txt").write_text("P2: 1 2\nno colon here\n")
-    with pytest.raises(CalibrationError, match=r"broken\.txt:2"):
-        read_calib_file(tmp_path / "broken.txt")
 
 
 # ------------------------------------------------------------------------------------------

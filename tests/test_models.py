@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision.models as tvm
 
-from depthhints.errors import ConfigError, DataFileError, MissingDataError
+from depthhints.errors import ConfigError
 from depthhints.models import (
     DepthDecoder,
     PoseCNN,
@@ -178,23 +178,6 @@ def test_pretrained_from_hub_cache(fake_imagenet, monkeypatch):
     path.rename(cached)
     enc = ResnetEncoder(18, pretrained=True)
     assert torch.equal(enc.encoder.conv1.weight, state["conv1.weight"])
-
-
-def test_missing_weights_name_the_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    expected = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
-    with pytest.raises(MissingDataError, match=r"resnet50-0676ba61\.pth") as info:
-        ResnetEncoder(50, pretrained=True)
-    assert str(expected) in str(info.value)
-    with pytest.raises(MissingDataError, match=r"nowhere\.pth"):
-        ResnetEncoder(18, pretrained=True, weights_path=tmp_path / "nowhere.pth")
-
-
-def test_corrupt_weights_file(tmp_path):
-    bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(DataFileError, match=r"bad\.pth"):
-        ResnetEncoder(18, pretrained=True, weights_path=bad)
 
 
 def test_separate_resnet_pose():

@@ -41,7 +41,7 @@ from depthhints.data.kitti import (
     load_velodyne,
     velodyne_to_depth_map,
 )
-from depthhints.errors import ConfigError, MissingDataError
+from depthhints.errors import ConfigError, DataFileError, MissingDataError
 from depthhints.geometry import scaled_intrinsics, stereo_T
 from hints_worker.store import HintKey, HintStore, hint_key
 
@@ -277,7 +277,7 @@ class MonoDataset(Dataset):
                     "whose frames have neighbours or frame_ids 0 s"
                 )
             raise MissingDataError(f"{path}: image not found: {fix}")
-        return Image.fromarray(load_image(path))
+        return Image.fromarray(load_image(path, require_colour=True))
 
     def _pyramid(self, image: Image.Image) -> list[Image.Image]:
         """Cascaded Lanczos resizes: native -> scale 0 -> scale 1 -> ..."""
@@ -323,6 +323,15 @@ class MonoDataset(Dataset):
         sample: dict = {"index": int(index)}
         for frame_id in self.frame_ids:
             image = self._load_frame(item, frame_id)
+            if frame_id == 0:
+                native = image.size
+            elif image.size != native:
+                raise DataFileError(
+                    f"{self._frame_path(item, frame_id)}: {image.size[0]}x{image.size[1]} pixels "
+                    f"but the target {self._frame_path(item, 0)} is {native[0]}x{native[1]}; "
+                    "the images of a split line (stereo partner, temporal neighbours) must share "
+                    "one size, re-extract the drive"
+                )
             if augmentation.flip:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             for scale, level in enumerate(self._pyramid(image)):

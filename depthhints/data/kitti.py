@@ -58,7 +58,8 @@ def _check_relative(value: str, what: str) -> None:
         )
     if ".." in re.split(r"[\\/]", value):
         raise SplitFormatError(
-            f"{what}: {value!r} contains '..'; split folders must stay inside the data root"
+            f"{what}: {value!r} contains '..'; split folders must stay inside the data root, "
+            "give them relative to it (e.g. 2011_09_26/2011_09_26_drive_0002_sync)"
         )
 
 
@@ -166,7 +167,10 @@ def read_split_file(path: PathLike) -> list[SplitItem]:
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
-        raise SplitFormatError(f"{path}: the split file is empty; it needs at least one line")
+        raise SplitFormatError(
+            f"{path}: the split file is empty; list at least one "
+            "'<date>/<drive>_sync <frame> <l|r>' line"
+        )
     items = []
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
@@ -308,8 +312,15 @@ def _require_file(path: Path, what: str) -> None:
         )
 
 
-def load_image(path: PathLike) -> np.ndarray:
-    """Decode an image fully; return RGB uint8 (H, W, 3)."""
+_GREY_BANDS = {"1", "L", "A", "I", "F"}  # PIL bands of greyscale modes (1, L, LA, I, I;16, F)
+
+
+def load_image(path: PathLike, require_colour: bool = False) -> np.ndarray:
+    """Decode an image fully; return RGB uint8 (H, W, 3).
+
+    Greyscale images are expanded to RGB, unless ``require_colour``: then they raise, since
+    KITTI's image_02/image_03 are the colour cameras (image_00/01 are the greyscale ones).
+    """
     path = Path(path)
     _require_file(path, "image")
     if path.stat().st_size == 0:
@@ -317,13 +328,20 @@ def load_image(path: PathLike) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
+            grey = set(img.getbands()) <= _GREY_BANDS
             rgb = img if img.mode == "RGB" else img.convert("RGB")
-            return np.array(rgb, dtype=np.uint8)
+            array = np.array(rgb, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataFileError(
             f"{path}: cannot decode image ({err}); the file is truncated or corrupt, "
             "re-extract or re-download it"
         ) from None
+    if grey and require_colour:
+        raise DataFileError(
+            f"{path}: greyscale image (mode {img.mode}); image_02/image_03 hold the colour "
+            "cameras, so re-extract the colour images there (not image_00/image_01)"
+        )
+    return array
 
 
 def load_velodyne(path: PathLike) -> np.ndarray:

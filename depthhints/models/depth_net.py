@@ -18,10 +18,7 @@ from torch import Tensor, nn
 from depthhints.errors import DataFileError, MissingDataError
 from depthhints.models.checkpoint import filter_state_dict
 from depthhints.models.decoder import DepthDecoder, disp_to_depth
-from depthhints.models.encoder import ResnetEncoder
-
-#: Blocks in layer3 of each torchvision ResNet (with whether it uses bottleneck blocks).
-_LAYER3_BLOCKS = {(False, 2): 18, (False, 6): 34, (True, 6): 50, (True, 23): 101, (True, 36): 152}
+from depthhints.models.encoder import ResnetEncoder, resnet_depth
 
 
 class DepthNet(nn.Module):
@@ -58,15 +55,15 @@ class LoadedDepthNet:
 
 def infer_num_layers(encoder_state: dict) -> int:
     """ResNet depth (18/34/50/101/152) of an ``encoder.pth`` state dict, from its layer3 blocks."""
-    blocks = {k.split(".")[2] for k in encoder_state if k.startswith("encoder.layer3.")}
-    bottleneck = "encoder.layer1.0.conv3.weight" in encoder_state
-    key = (bottleneck, len(blocks))
-    if key not in _LAYER3_BLOCKS:
+    found = resnet_depth(encoder_state, prefix="encoder.")
+    if found is None:
+        blocks = {k.split(".")[2] for k in encoder_state if k.startswith("encoder.layer3.")}
+        bottleneck = "encoder.layer1.0.conv3.weight" in encoder_state
         raise DataFileError(
             f"encoder weights have {len(blocks)} layer3 blocks (bottleneck={bottleneck}); "
             "that is no torchvision ResNet — is this a monodepth2/Depth Hints encoder.pth?"
         )
-    return _LAYER3_BLOCKS[key]
+    return found
 
 
 def _read(path: Path) -> dict:

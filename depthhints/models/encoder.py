@@ -27,6 +27,17 @@ _RESNETS = {
 }
 
 
+#: Blocks in layer3 of each torchvision ResNet (with whether it uses bottleneck blocks).
+LAYER3_BLOCKS = {(False, 2): 18, (False, 6): 34, (True, 6): 50, (True, 23): 101, (True, 36): 152}
+
+
+def resnet_depth(state: dict, prefix: str = "") -> int | None:
+    """ResNet depth of a torchvision-layout state dict whose keys start with ``prefix``, or None."""
+    blocks = {k[len(prefix) :].split(".")[1] for k in state if k.startswith(f"{prefix}layer3.")}
+    bottleneck = f"{prefix}layer1.0.conv3.weight" in state
+    return LAYER3_BLOCKS.get((bottleneck, len(blocks)))
+
+
 def _check_num_layers(num_layers: int) -> None:
     if num_layers not in _RESNETS:
         raise ConfigError(
@@ -96,14 +107,21 @@ def build_resnet(
         )
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     if pretrained:
-        state = dict(load_imagenet_state_dict(num_layers, weights_path))
+        path = weights_path if weights_path is not None else default_weights_path(num_layers)
+        state = dict(load_imagenet_state_dict(num_layers, path))
+        found = resnet_depth(state)
+        if found is not None and found != num_layers:
+            raise DataFileError(
+                f"{path}: ImageNet weights of a ResNet{found}, not ResNet{num_layers}; use "
+                f"torchvision's {weights_file_name(num_layers)} or set num_layers: {found}"
+            )
         state["conv1.weight"] = tile_conv1_weight(state["conv1.weight"], num_input_images)
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
             raise DataFileError(
-                f"ImageNet weights do not fit ResNet{num_layers} ({exc}); check that the file is "
-                f"torchvision's {weights_file_name(num_layers)}."
+                f"{path}: ImageNet weights do not fit ResNet{num_layers} ({exc}); check that the "
+                f"file is torchvision's {weights_file_name(num_layers)}."
             ) from exc
     return net
 
