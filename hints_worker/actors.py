@@ -5,7 +5,9 @@ one resize. Frames already in the store are skipped (resume). Batches of frames 
 ``ray.util.ActorPool``; each actor owns its matchers (``cv2.setNumThreads(1)``: one core each)
 and writes straight into the store, flushing before it returns, so a reported result is on disk.
 Ray restarts a dead actor and retries its batch; an unreadable image is recorded as a failure
-(path and reason) while every other frame completes. On a cluster whose every node has GPUs,
+(path and reason) while every other frame completes. A store that takes no more files (disk
+full, read-only) stops the run with ``StoreWriteError``; what was stored stays, and a rerun
+computes the rest. On a cluster whose every node has GPUs,
 each actor gets a share of one and runs the fusion there (matching stays on the CPU).
 """
 
@@ -16,7 +18,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -37,7 +39,15 @@ from hints_worker.sgm import (
     make_matchers,
     matcher_preset,
 )
-from hints_worker.store import HintKey, HintStore, StoreManifest, hint_key, open_store
+from hints_worker.store import (
+    HintKey,
+    HintStore,
+    StoreManifest,
+    StoreWriteError,
+    hint_key,
+    open_store,
+    write_atomically,
+)
 
 FAILURES_FILE = "failures.json"
 TIMING_FILE = "timing.json"
@@ -125,11 +135,12 @@ def compute_frame(
     keys = [(job.folder, job.frame, side) for side in job.sides]
     paths = {side: layout.image_path(job.folder, job.frame, side) for side in ("l", "r")}
     try:
-        native = {side: load_image(path) for side, path in paths.items()}
+        native = {side: load_image(path, require_colour=True) for side, path in paths.items()}
         if native["l"].shape != native["r"].shape:
             raise DataFileError(
                 f"{paths['l']} is {native['l'].shape[:2]} but its stereo partner {paths['r']} is "
-                f"{native['r'].shape[:2]}; both images of a pair must have the same size"
+                f"{native['r'].shape[:2]}; both images of a pair must have the same size, "
+                "re-extract this frame of image_02 and image_03"
             )
     except DepthHintsError as error:
         result.failures += [Failure(key, str(error)) for key in keys]
@@ -211,6 +222,8 @@ class HintWorker:
                     if job.sides
                     else FrameResult()
                 )
+            except StoreWriteError:  # the store is full or read-only: no frame can succeed
+                raise
             except Exception as error:  # any per-frame failure is recorded; the run goes on
                 reason = f"{type(error).__name__}: {error}"
                 failed = [key for key in keys if key not in stored]
@@ -316,6 +329,7 @@ def precompute_hints(
             actors = [
                 HintWorker.options(
                     num_gpus=gpu_share(pool_nodes),
+                    scheduling_strategy="SPREAD",  # over every node, so a lost node costs a share
                     resources={HINTS_RESOURCE: 1} if labelled else {},
                 ).remote(str(layout.root), layout.image_ext, str(store_root), manifest, config)
                 for _ in range(count)
@@ -326,15 +340,25 @@ def precompute_hints(
             tasks = ActorPool(actors).map_unordered(
                 lambda a, batch: a.process.remote(batch), batches
             )
-            with tqdm(total=todo, unit="img", desc="depth hints", disable=not progress) as bar:
-                for results in tasks:
-                    for result in results:
-                        written += len(result.written)
-                        failures += result.failures
-                        bar.update(len(result.written) + len(result.failures))
+            try:
+                with tqdm(total=todo, unit="img", desc="depth hints", disable=not progress) as bar:
+                    for results in tasks:
+                        for result in results:
+                            written += len(result.written)
+                            failures += result.failures
+                            bar.update(len(result.written) + len(result.failures))
+            except StoreWriteError as error:  # the store takes no more: stop, keep what is stored
+                with suppress(OSError):  # the failures list may not fit either
+                    _write_failures(Path(store_root), failures)
+                stored = len(requested & open_store(store_root).keys())
+                raise StoreWriteError(
+                    f"{getattr(error, 'cause', error)} ({stored} of the {len(requested)} hints "
+                    "are stored)"
+                ) from None
+            finally:
+                for actor in actors:
+                    ray.kill(actor)
             compute = time.perf_counter() - start - startup
-            for actor in actors:
-                ray.kill(actor)
     _write_failures(Path(store_root), failures)
     skipped = len(requested) - todo
     summary = Summary(written, skipped, failures, Path(store_root), startup, compute, count, nodes)
@@ -354,7 +378,7 @@ def _write_timing(summary: Summary) -> None:
         "compute_seconds": round(summary.compute_seconds, 3),
         "seconds_per_image_per_actor": summary.seconds_per_image_per_actor,
     }
-    (summary.store / TIMING_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_atomically(summary.store / TIMING_FILE, (json.dumps(record, indent=2) + "\n").encode())
 
 
 def read_timing(store_root: str | os.PathLike) -> dict | None:
@@ -371,4 +395,4 @@ def _write_failures(store_root: Path, failures: list[Failure]) -> None:
         path.unlink(missing_ok=True)
         return
     records = [{"key": list(f.key), "reason": f.reason} for f in failures]
-    path.write_text(json.dumps(records, indent=2) + "\n")
+    write_atomically(path, (json.dumps(records, indent=2) + "\n").encode())

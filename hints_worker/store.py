@@ -13,18 +13,21 @@ Two layouts behind one interface:
 Both keep ``manifest.json`` (format, resolution, matcher/fusion configuration and its hash, the
 source data root). Opening a store with another format, resolution or configuration is refused.
 Every file is written under a temporary name and renamed, so a killed writer never leaves a torn
-file under a final name.
+file under a final name; a write the file system refuses (disk full, read-only) removes its
+temporary file and raises ``StoreWriteError``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +46,27 @@ HintKey = tuple[str, int, str]  # (folder "<date>/<drive>_sync", frame, "l" | "r
 
 class StoreMismatchError(DepthHintsError, ValueError):
     """A hint store made with another format, resolution or configuration than requested."""
+
+
+class StoreWriteError(DepthHintsError, OSError):
+    """The store's folder cannot take a file: disk full, read-only, no permission."""
+
+
+@contextmanager
+def _writing(path: Path, tmp: Path) -> Iterator[None]:
+    """Turn an OS error while writing ``path`` (via ``tmp``) into a ``StoreWriteError``; the
+    temporary file goes, so nothing half-written stays behind."""
+    try:
+        yield
+    except OSError as error:
+        with suppress(OSError):  # a read-only file system refuses this too
+            tmp.unlink(missing_ok=True)
+        reason = error.strerror or str(error)
+        raise StoreWriteError(
+            f"cannot write {path}: {reason}. Free space in (or make writable) {path.parent}, or "
+            "choose another output folder, and run the command again: hints already stored are "
+            "kept and only the rest is computed"
+        ) from error
 
 
 def config_hash(config: dict) -> str:
@@ -101,11 +125,25 @@ class StoreManifest:
                 )
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _check_read(hint: np.ndarray, where: str) -> np.ndarray:
+    """``hint`` if every value is a finite depth >= 0, else DataFileError naming ``where``."""
+    if np.isfinite(hint).all() and not (hint < 0).any():
+        return hint
+    bad = int((~np.isfinite(hint)).sum())
+    negative = int((hint < 0).sum())
+    raise DataFileError(
+        f"{where}: hint has {bad} NaN/inf and {negative} negative depths; hints are depths >= 0 "
+        "(0 = no hint), delete it and recompute it with `depthhints hints`"
+    )
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary name; ``StoreWriteError`` if it cannot."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with _writing(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
 
 class HintStore(ABC):
@@ -129,7 +167,7 @@ class HintStore(ABC):
         if existing is not None and manifest is not None:
             existing.check_compatible(manifest, self.root)
         elif manifest is not None:
-            _atomic_write_bytes(path, manifest.to_json().encode())
+            write_atomically(path, manifest.to_json().encode())
             existing = manifest
         elif existing is not None and existing.format != self.format:
             raise StoreMismatchError(
@@ -225,16 +263,13 @@ class NpyHintStore(HintStore):
                 f"{path}: hint is {array.shape[1:]}, the store manifest says "
                 f"{(self.manifest.height, self.manifest.width)}; recompute it"
             )
-        return array[0].astype(np.float32, copy=False)
+        return _check_read(array[0].astype(np.float32, copy=False), str(path))
 
     def write(self, key: HintKey, hint: np.ndarray) -> None:
         hint = self._check_hint(key, hint)
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as handle:
-            np.save(handle, hint[None])
-        os.replace(tmp, path)
+        serialized = io.BytesIO()
+        np.save(serialized, hint[None])
+        write_atomically(self.path(key), serialized.getvalue())
 
 
 def _record_key(record: dict) -> HintKey:
@@ -300,7 +335,7 @@ class ParquetHintStore(HintStore):
         table = pq.ParquetFile(shard).read_row_group(row, columns=["height", "width", "depth"])
         height, width = table["height"][0].as_py(), table["width"][0].as_py()
         depth = table["depth"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return depth.reshape(height, width).astype(np.float32)
+        return _check_read(depth.reshape(height, width).astype(np.float32), f"{shard} {key}")
 
     def write(self, key: HintKey, hint: np.ndarray) -> None:
         self._buffer.append((key, self._check_hint(key, hint)))
@@ -329,17 +364,18 @@ class ParquetHintStore(HintStore):
         name = f"part-{self._writer_id}-{self._shard_count:05d}.parquet"
         self._shard_count += 1
         path = self.shard_dir / name
-        self.shard_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{name}.tmp")
-        pq.write_table(
-            table,
-            tmp,
-            row_group_size=1,
-            compression="zstd",
-            use_dictionary=["date", "drive", "side"],
-            use_byte_stream_split=["depth.list.element"],
-        )
-        os.replace(tmp, path)
+        with _writing(path, tmp):
+            self.shard_dir.mkdir(parents=True, exist_ok=True)
+            pq.write_table(
+                table,
+                tmp,
+                row_group_size=1,
+                compression="zstd",
+                use_dictionary=["date", "drive", "side"],
+                use_byte_stream_split=["depth.list.element"],
+            )
+            os.replace(tmp, path)
         if self._index is not None:
             for row, (key, _) in enumerate(rows):
                 self._index[key] = (path, row)

@@ -114,6 +114,7 @@ def test_lr_schedule_and_published_checkpoint_layout(tree, tmp_path):
     models = config.run_dir / "models"
     assert sorted(p.name for p in models.iterdir()) == [
         "opt.json",
+        "state.previous.pt",
         "state.pt",
         "weights_0",
         "weights_1",
@@ -121,7 +122,7 @@ def test_lr_schedule_and_published_checkpoint_layout(tree, tmp_path):
     ]
     files = sorted(p.name for p in (models / "weights_2").iterdir())
     assert files == ["adam.pth", "depth.pth", "encoder.pth", "pose.pth", "pose_encoder.pth"]
-    encoder = torch.load(models / "weights_2" / "encoder.pth")
+    encoder = torch.load(models / "weights_2" / "encoder.pth", weights_only=True)
     assert (encoder["height"], encoder["width"], encoder["use_stereo"]) == (64, 192, True)
     assert "encoder.conv1.weight" in encoder
     assert json.loads((models / "opt.json").read_text())["frame_ids"] == [0, -1, 1, "s"]

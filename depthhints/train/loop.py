@@ -11,6 +11,7 @@ epoch's checkpoint report (``train.reporting`` says what goes where).
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import warnings
@@ -28,10 +29,12 @@ from depthhints.errors import ConfigError
 from depthhints.evaluate import EvalResult, monitoring_metrics
 from depthhints.tracking import NullTracker, Tracker
 from depthhints.train.checkpoint import (
+    PREVIOUS_STATE_FILE,
     STATE_FILE,
     TrainState,
     load_state,
     models_dir,
+    newest_readable,
     save_options,
     save_state,
     save_weights,
@@ -106,7 +109,8 @@ def _step_scheduler(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
 
 
 class LocalSession:
-    """Single process: the full state lives in ``<run_dir>/models/state.pt``.
+    """Single process: the full state lives in ``<run_dir>/models/state.pt`` (the one before
+    it in ``state.previous.pt``).
 
     The Ray Train session (``depthhints.train.trainer``) has the same members, so one loop
     serves both.
@@ -123,7 +127,13 @@ class LocalSession:
         return model
 
     def save(self, write_state: Callable[[Path], None], metrics: dict[str, float]) -> None:
+        if self.state_path.is_file():
+            os.replace(self.state_path, self.previous_state_path)
         write_state(self.state_path)
+
+    @property
+    def previous_state_path(self) -> Path:
+        return self.state_path.with_name(PREVIOUS_STATE_FILE)
 
     def progress_bar(self, total: int, initial: int, enabled: bool) -> tqdm:
         return tqdm(total=total, initial=initial, unit="step", disable=not enabled)
@@ -140,7 +150,8 @@ def fit(
     tracking: TrackingOptions | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train in this process; ``resume`` = True continues from ``<run_dir>/models/state.pt``.
+    """Train in this process; ``resume`` = True continues from ``<run_dir>/models/state.pt``
+    (or the previous state when that one is unreadable), a path from that file.
 
     The MLflow run (``tracking``, default: the embedded store under ``log_dir``) ends FINISHED,
     or FAILED/KILLED when training raises; a resumed training continues its run. ``announce``
@@ -149,7 +160,8 @@ def fit(
     session = LocalSession(config)
     state = None
     if resume:
-        state = session.state_path if resume is True else Path(resume)
+        candidates = [session.state_path, session.previous_state_path]
+        state = newest_readable(candidates if resume is True else [Path(resume)])
     tracking = tracking or TrackingOptions()
     with open_run(config, tracking, 1, resume=bool(resume)) as tracker:
         if announce:

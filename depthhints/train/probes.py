@@ -1,6 +1,7 @@
 """Instrumentation hooks for tests and benchmarks, chosen by a JSON-able spec (Ray-safe).
 
 ``from_spec({"crash_at_step": 2, "marker": path})``: rank 0 raises once at that log event;
+``{"kill_at_step": 2, "marker": path}``: rank 0's process kills itself (SIGKILL) there, once;
 ``{"parameter_log": folder}``: every rank appends the sum and norm of its parameters after each
 step to ``rank<N>.jsonl``; ``{"step_times": folder}``: every rank appends the wall-clock time at
 the end of each step to ``rank<N>_times.jsonl``.
@@ -9,6 +10,8 @@ the end of each step to ``rank<N>_times.jsonl``.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ def from_spec(spec: dict[str, Any], rank: int) -> tuple[list[LogHook], list[Step
     step_hooks: list[StepHook] = []
     if "crash_at_step" in spec:
         hooks.append(crash_once(spec["crash_at_step"], Path(spec["marker"])))
+    if "kill_at_step" in spec:
+        hooks.append(crash_once(spec["kill_at_step"], Path(spec["marker"]), kill=True))
     if "parameter_log" in spec:
         step_hooks.append(log_parameters(Path(spec["parameter_log"]), rank))
     if "step_times" in spec:
@@ -32,12 +37,15 @@ def from_spec(spec: dict[str, Any], rank: int) -> tuple[list[LogHook], list[Step
     return hooks, step_hooks
 
 
-def crash_once(step: int, marker: Path) -> LogHook:
-    """Raise once at ``step`` (rank 0's log events), leaving ``marker`` behind."""
+def crash_once(step: int, marker: Path, kill: bool = False) -> LogHook:
+    """Raise (``kill``: SIGKILL this process) once at ``step`` of rank 0's log events, leaving
+    ``marker`` behind."""
 
     def hook(phase: str, metrics: dict, at: int) -> None:
         if at == step and not marker.exists():
-            marker.write_text("crashed")
+            marker.write_text("killed" if kill else "crashed")
+            if kill:
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"injected worker failure at step {step}")
 
     return hook

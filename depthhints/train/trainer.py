@@ -6,7 +6,8 @@ the epoch's seeded order (``train.data.epoch_order``), so the per-worker batch i
 rescaled (set ``learning_rate`` yourself when comparing across worker counts). Rank 0 writes
 the full state into a Ray checkpoint at every epoch end (and every ``checkpoint_steps``); when
 a worker dies Ray restarts the group (``max_failures``) and every rank resumes from the latest
-checkpoint — model, Adam, StepLR, epoch, step and position in the epoch.
+checkpoint — model, Adam, StepLR, epoch, step and position in the epoch — or, if that one is
+unreadable, from the one before it (``num_to_keep`` ≥ 2), with a warning.
 
 The driver creates the MLflow run (``train.reporting.open_run``) and hands its id to the
 workers; rank 0 logs to it (its journal, if the server is unreachable, lives in the run folder,
@@ -19,14 +20,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import posixpath
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
 import ray
 import ray.train
 import ray.train.torch
@@ -48,7 +51,7 @@ from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
 from depthhints.tracking import NullTracker
 from depthhints.train import probes
-from depthhints.train.checkpoint import STATE_FILE
+from depthhints.train.checkpoint import STATE_FILE, newest_readable
 from depthhints.train.loop import run_loop
 from depthhints.train.reporting import TrackingOptions, attach_run, describe_run, open_run
 
@@ -134,15 +137,38 @@ class _NoBar:
 
 
 def _restored_state(local_dir: Path) -> Path | None:
-    """The latest checkpoint's state file, copied to ``local_dir`` (None on a fresh start)."""
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
+    """The newest readable checkpoint's state file, copied to ``local_dir`` (None on a fresh
+    start); older checkpoints are fetched only when a newer one is unreadable."""
+    latest = ray.train.get_checkpoint()
+    if latest is None:
         return None
-    local_dir.mkdir(parents=True, exist_ok=True)
-    target = local_dir / f"restored_{ray.train.get_context().get_world_rank()}_{STATE_FILE}"
-    with checkpoint.as_directory() as folder:
-        shutil.copyfile(Path(folder) / STATE_FILE, target)
-    return target
+    rank = ray.train.get_context().get_world_rank()
+
+    def copies() -> Iterator[Path]:
+        for checkpoint in [latest, *_older_checkpoints(latest)]:
+            target = local_dir / f"restored_{rank}" / Path(checkpoint.path).name / STATE_FILE
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with checkpoint.as_directory() as folder:
+                source = Path(folder) / STATE_FILE
+                if source.is_file():
+                    shutil.copyfile(source, target)
+            yield target
+
+    return newest_readable(copies())
+
+
+def _older_checkpoints(latest: Checkpoint) -> list[Checkpoint]:
+    """The run's checkpoints older than ``latest``, newest first (Ray names them by time)."""
+    parent, name = posixpath.split(latest.path.rstrip("/"))
+    listing = latest.filesystem.get_file_info(pyarrow.fs.FileSelector(parent))
+    older = [
+        info.path
+        for info in listing
+        if info.type == pyarrow.fs.FileType.Directory
+        and posixpath.basename(info.path).startswith("checkpoint_")
+        and posixpath.basename(info.path) < name
+    ]
+    return [Checkpoint(path, filesystem=latest.filesystem) for path in sorted(older, reverse=True)]
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:

@@ -287,3 +287,92 @@ def test_a_batch_rerun_by_a_restarted_actor_is_not_stored_twice(
     assert [key for result in again for key in result.written] == keys  # reported as done
     assert not [failure for result in again for failure in result.failures]
     check_store(tmp_path, "parquet", {key: reference[key] for key in keys})
+
+
+# --------------------------------------------------------------------------------------------
+# The output folder fills up, or is read-only (a mount namespace of the test's own: tmpfs with a
+# size limit, a read-only bind mount; `unshare -rm` needs no privilege)
+# --------------------------------------------------------------------------------------------
+
+DISK_FULL = """
+out="$1"; keep="$2"; shift 2
+mount -t tmpfs -o size=400k tmpfs "$out"   # room for the manifest and about 6 hints
+"$@" --out "$out/hints" > "$keep/full.log" 2>&1; echo $? > "$keep/full.rc"
+cp -r "$out/hints" "$keep/after_full"   # the temporary files too, if any were left
+mount -o remount,size=16m "$out"   # space freed
+"$@" --out "$out/hints" > "$keep/rerun.log" 2>&1; echo $? > "$keep/rerun.rc"
+cp -r "$out/hints" "$keep/final"
+"""
+
+READ_ONLY = """
+out="$1"; keep="$2"; shift 2
+mount --bind "$out" "$out" && mount -o remount,ro,bind "$out"
+"$@" --out "$out/hints" > "$keep/ro.log" 2>&1; echo $? > "$keep/ro.rc"
+"""
+
+
+def run_in_namespace(script: str, out: Path, keep: Path, command: list[str]) -> None:
+    """``script`` in a user + mount namespace, its ``$@`` the hints command (own Ray cluster)."""
+    ray_tmp = tempfile.mkdtemp(prefix="dh-ray-", dir="/tmp")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_TMPDIR"] = ray_tmp
+    try:
+        done = subprocess.run(
+            ["unshare", "-rm", "bash", "-c", script, "bash", str(out), str(keep), *command],
+            env=env,
+            timeout=300,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def hints_command(root: Path, split: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "depthhints.cli", "hints", "--data-path", str(root),
+        "--split", str(split), "--height", str(CONFIG.height), "--width", str(CONFIG.width),
+        "--workers", "2",
+    ]  # fmt: skip
+
+
+def test_a_full_disk_stops_the_run_with_a_clear_error_and_a_rerun_completes(
+    dataset, reference, tmp_path
+):
+    root, split, _ = dataset
+    out, keep = tmp_path / "out", tmp_path / "keep"
+    out.mkdir(), keep.mkdir()
+    run_in_namespace(DISK_FULL, out, keep, hints_command(root, split))
+
+    assert (keep / "full.rc").read_text().strip() == "2"
+    error = (keep / "full.log").read_text().splitlines()[-1]
+    assert error.startswith("depthhints: error: cannot write ") and str(out / "hints") in error
+    assert "No space left on device" in error and "run the command again" in error
+    after_full = keep / "after_full"
+    survivors = stored_keys(after_full)
+    assert 0 < len(survivors) < len(reference), "the disk did not fill mid-run"
+    assert f"({len(survivors)} of the {len(reference)} hints are stored)" in error
+    assert not list(after_full.rglob("*.tmp"))  # nothing half-written left
+    check_store(after_full, "npy", {key: reference[key] for key in survivors})
+
+    assert (keep / "rerun.rc").read_text().strip() == "0"
+    rerun = (keep / "rerun.log").read_text()
+    written = len(reference) - len(survivors)
+    assert f"{written} hints written, {len(survivors)} already in" in rerun
+    check_store(keep / "final", "npy", reference)
+
+
+def test_a_read_only_store_stops_the_run_and_changes_nothing(dataset, reference, cluster, tmp_path):
+    root, split, items = dataset
+    out, keep = tmp_path / "out", tmp_path / "keep"
+    out.mkdir(), keep.mkdir()
+    precompute_hints(items[:8], root, out / "hints", CONFIG, workers=2, progress=False)
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    run_in_namespace(READ_ONLY, out, keep, hints_command(root, split))
+
+    assert (keep / "ro.rc").read_text().strip() == "2"
+    error = (keep / "ro.log").read_text().splitlines()[-1]
+    assert error.startswith("depthhints: error: cannot write ") and str(out / "hints") in error
+    assert "Read-only file system" in error and "(8 of the 80 hints are stored)" in error
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
