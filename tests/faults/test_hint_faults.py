@@ -1,20 +1,17 @@
 """Hint precomputation under faults: a killed driver (and the temporary files of killed
-writers), a killed actor, a batch retried after it was stored. Whatever is killed, a rerun (or
-Ray's retry) must end with every hint stored exactly once, with the values of an uninterrupted
-run, and no process left behind."""
+writers), a killed actor, a batch retried after it was stored, a full disk, a read-only store.
+Whatever happens, a rerun (or Ray's retry) must end with every hint stored exactly once, with the
+values of an uninterrupted run, and no process left behind. (A node stopped mid-run:
+test_node_faults.py.)"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -29,21 +26,11 @@ from depthhints.data import synthetic as syn
 from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
 from hints_worker.actors import HintConfig, HintWorker, plan_jobs, precompute_hints
 from hints_worker.store import MANIFEST, HintKey, NpyHintStore, ParquetHintStore, open_store
+from tests.faults.drivers import DEADLINE_S, driver, own_ray_env, wait_for
 
 CONFIG = HintConfig(height=64, width=192)  # the images' own size: no resampling, quick SGBM
 RENDERED_FRAMES = 8  # rendered by the generator (slow: ~0.1 s a frame) ...
 FRAMES = 40  # ... the rest are copies with their rows rolled (distinct hints, no rendering)
-RUN_MARKER = "DEPTHHINTS_FAULT_TEST_RUN"  # env var inherited by every process a driver starts
-DEADLINE_S = 120.0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def stored_keys(store_root: Path) -> set[HintKey]:
@@ -123,23 +110,6 @@ def reference(dataset, cluster, tmp_path_factory) -> dict[HintKey, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
-def processes_marked(marker: str) -> list[tuple[int, str]]:
-    """(pid, command) of every live process whose environment carries ``RUN_MARKER=marker``."""
-    needle = f"{RUN_MARKER}={marker}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            if needle in environ:
-                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-                found.append((int(entry), command.decode(errors="replace").strip()[:120]))
-        except OSError:  # gone meanwhile, or not ours
-            continue
-    return found
-
-
 def plant_stale_temporaries(store_root: Path, missing: list[HintKey]) -> None:
     """Torn files under the temporary names the store's writers use, as a writer killed before
     its rename leaves them: next to a stored hint and where hints are still missing."""
@@ -161,40 +131,10 @@ def test_a_driver_killed_mid_run_leaves_no_process_and_a_rerun_completes_the_sto
 ):
     root, split, items = dataset
     store_root = tmp_path / "hints"
-    marker = uuid.uuid4().hex
-    # The driver starts its own Ray cluster; a temp dir of its own keeps it from finding ours
-    # (short: Ray's socket paths must stay under 107 characters).
-    ray_tmp = tempfile.mkdtemp(prefix="dh-ray-", dir="/tmp")
-    env = {**os.environ, "RAY_TMPDIR": ray_tmp, RUN_MARKER: marker}
-    env.pop("RAY_ADDRESS", None)
-    command = [
-        sys.executable, "-m", "depthhints.cli", "hints", "--data-path", str(root),
-        "--split", str(split), "--out", str(store_root), "--format", store_format,
-        "--height", str(CONFIG.height), "--width", str(CONFIG.width), "--workers", "2",
-    ]  # fmt: skip
-    log = tmp_path / "driver.log"
-    try:
-        with open(log, "wb") as output:
-            driver = subprocess.Popen(
-                command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-        def started_writing() -> bool:
-            if driver.poll() is not None:
-                pytest.fail(f"the driver exited ({driver.returncode}) first:\n{log.read_text()}")
-            return len(stored_keys(store_root)) >= 6
-
-        wait_for(started_writing, "the driver's first hints")
-        # The driver, its Ray head (GCS, raylet, agents) and everything else in its group.
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-        assert driver.returncode == -signal.SIGKILL
-        # Ray's workers run in process groups of their own: they must go when the raylet does.
-        wait_for(lambda: not processes_marked(marker), "the killed driver's Ray processes to exit")
-    finally:
-        for pid, _ in processes_marked(marker):  # only on failure: leave nothing behind
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    command = [*hints_args(root, split), "--out", str(store_root), "--format", store_format]
+    with driver(command, tmp_path / "driver.log") as process:
+        wait_for(lambda: process.alive() and len(stored_keys(store_root)) >= 6, "first hints")
+        process.kill()
 
     survivors = stored_keys(store_root)
     assert 0 < len(survivors) < len(reference), "the kill did not land mid-run"
@@ -314,12 +254,10 @@ mount --bind "$out" "$out" && mount -o remount,ro,bind "$out"
 def run_in_namespace(script: str, out: Path, keep: Path, command: list[str]) -> None:
     """``script`` in a user + mount namespace, its ``$@`` the hints command (own Ray cluster)."""
     ray_tmp = tempfile.mkdtemp(prefix="dh-ray-", dir="/tmp")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RAY_TMPDIR"] = ray_tmp
     try:
         done = subprocess.run(
             ["unshare", "-rm", "bash", "-c", script, "bash", str(out), str(keep), *command],
-            env=env,
+            env=own_ray_env(ray_tmp),
             timeout=300,
             capture_output=True,
             text=True,
@@ -329,12 +267,16 @@ def run_in_namespace(script: str, out: Path, keep: Path, command: list[str]) -> 
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def hints_command(root: Path, split: Path) -> list[str]:
+def hints_args(root: Path, split: Path) -> list[str]:
+    """``depthhints hints`` arguments for the dataset, all but the output."""
     return [
-        sys.executable, "-m", "depthhints.cli", "hints", "--data-path", str(root),
-        "--split", str(split), "--height", str(CONFIG.height), "--width", str(CONFIG.width),
-        "--workers", "2",
+        "hints", "--data-path", str(root), "--split", str(split),
+        "--height", str(CONFIG.height), "--width", str(CONFIG.width), "--workers", "2",
     ]  # fmt: skip
+
+
+def hints_command(root: Path, split: Path) -> list[str]:
+    return [sys.executable, "-m", "depthhints.cli", *hints_args(root, split)]
 
 
 def test_a_full_disk_stops_the_run_with_a_clear_error_and_a_rerun_completes(
