@@ -11,6 +11,7 @@ epoch's checkpoint report (``train.reporting`` says what goes where).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -245,7 +246,8 @@ def run_loop(
                 }
                 extra = _depth_metrics(batch, out)
                 reporter.log("train", {"lr": lr, **rates, **losses, **extra}, step)
-                reporter.log("val", _validate(net, val_set, step, config, device), step)
+                with _monitoring_rng(device):
+                    reporter.log("val", _validate(net, val_set, step, config, device), step)
             else:
                 losses = train_step(model, optimizer, batch, config)
             result.history.append({"step": step, "epoch": epoch, "lr": lr, **losses})
@@ -261,8 +263,9 @@ def run_loop(
         if reporter:
             if (epoch + 1) % config.save_frequency == 0 or epoch + 1 == config.num_epochs:
                 result.weights.append(save_weights(config, net, optimizer, epoch))
-            evaluation = validator(net, device) if validator else None
-            grid = _epoch_grid(net, val_set, config, device) if reporter.tracking else None
+            with _monitoring_rng(device):
+                evaluation = validator(net, device) if validator else None
+                grid = _epoch_grid(net, val_set, config, device) if reporter.tracking else None
             reporter.epoch_end(epoch, position.step, grid, evaluation)
             report.update(_eval_report(evaluation))
         checkpoint(report)
@@ -270,6 +273,13 @@ def run_loop(
     if reporter:
         reporter.finish(result.weights[-1] if result.weights else None)
     return result
+
+
+def _monitoring_rng(device: torch.device) -> contextlib.AbstractContextManager:
+    """Random numbers drawn by monitoring (validation, grids, evaluation: rank 0 only) come from
+    a fork of the RNG, so every rank's training stream stays the same and the RNG state that
+    rank 0 checkpoints resumes every rank exactly."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
 def _eval_report(evaluation: EvalResult | None) -> dict[str, float]:

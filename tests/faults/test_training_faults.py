@@ -1,0 +1,155 @@
+"""Training under faults: a Ray Train worker process killed mid-epoch, the driver killed and the
+run resumed, the newest checkpoint truncated. Each run must end with the weights of an
+uninterrupted run (training is deterministic on CPU and resumes exactly), one MLflow run, and
+the steps after the checkpoint used trained again, no more."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from mlflow import MlflowClient
+
+from depthhints.config import TrainConfig
+from depthhints.train.checkpoint import CheckpointFallbackWarning
+from depthhints.train.loop import fit
+from depthhints.train.reporting import recorded_run_id
+from depthhints.train.trainer import RayOptions, fit_distributed, init_ray
+from tests.faults.drivers import driver, wait_for
+from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 3  # 4 items / 2 workers / batch 1: 2 steps an epoch, a checkpoint after each
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _config(tree: dict, folder: Path, name: str, **changes) -> TrainConfig:
+    values = {"batch_size": 1, "num_epochs": EPOCHS, "log_frequency": 1, "model_name": name}
+    return tiny_config(tree, folder, **{**values, **changes})
+
+
+def _train_log(config: TrainConfig) -> list[int]:
+    lines = (config.run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r["step"] for r in map(json.loads, lines) if r["phase"] == "train"]
+
+
+def _final_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
+    folder = config.run_dir / "models" / f"weights_{EPOCHS - 1}"
+    return {
+        f"{part}.{name}": value
+        for part in ("encoder", "depth")
+        for name, value in torch.load(folder / f"{part}.pth", weights_only=True).items()
+        if isinstance(value, torch.Tensor)  # encoder.pth also holds height, width, use_stereo
+    }
+
+
+def _assert_same_weights(config: TrainConfig, reference: dict[str, torch.Tensor]) -> None:
+    weights = _final_weights(config)
+    assert weights.keys() == reference.keys()
+    different = [name for name in reference if not torch.equal(weights[name], reference[name])]
+    assert not different, f"{len(different)} tensors differ from the uninterrupted run"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tree, cluster, tmp_path_factory) -> dict[str, torch.Tensor]:
+    """Final weights of a 2-worker run nothing happened to."""
+    config = _config(tree, tmp_path_factory.mktemp("uninterrupted"), "reference")
+    fit_distributed(config, RayOptions(num_workers=2))
+    assert _train_log(config) == list(range(2 * EPOCHS))
+    return _final_weights(config)
+
+
+def test_a_killed_worker_process_is_replaced_and_resumes_from_the_checkpoint(
+    tree, tmp_path, mlflow_store, uninterrupted
+):
+    config = _config(tree, tmp_path, "killed_worker")
+    hooks = {"kill_at_step": 3, "marker": str(tmp_path / "killed")}  # rank 0, mid-epoch 1
+    result = fit_distributed(config, RayOptions(num_workers=2, max_failures=1), hooks)
+    assert (tmp_path / "killed").read_text() == "killed"
+    assert result.metrics["step"] == 2 * EPOCHS
+    # step 3 was logged, then its process died; the group restarted from the epoch-0
+    # checkpoint (step 2): steps 2 and 3 ran twice, nothing restarted from 0
+    assert _train_log(config) == [0, 1, 2, 3, 2, 3, 4, 5]
+    _assert_same_weights(config, uninterrupted)
+    client = MlflowClient(mlflow_store)
+    run = client.get_run(recorded_run_id(config))
+    assert run.info.status == "FINISHED"
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == [0, 1, 2, 2, 3, 3, 4, 5]
+
+
+def test_a_killed_driver_is_resumed_from_the_last_checkpoint(
+    tree, tmp_path, mlflow_store, uninterrupted
+):
+    config = _config(tree, tmp_path, "killed_driver")
+    config.to_yaml(tmp_path / "run.yaml")
+    command = ["train", "--config", str(tmp_path / "run.yaml"), "--workers", "2", "--no-progress"]
+    checkpoints = Path(config.log_dir) / "ray_results" / config.model_name
+    with driver(command, tmp_path / "first.log", cwd=tmp_path) as first:
+        wait_for(
+            lambda: first.alive() and any(checkpoints.glob("checkpoint_*/state.pt")),
+            "the first checkpoint",
+        )
+        first.kill()
+    done = _train_log(config)
+    assert len(done) < 2 * EPOCHS, "the kill did not land mid-run"
+    run_id = recorded_run_id(config)
+    assert MlflowClient(mlflow_store).get_run(run_id).info.status == "RUNNING"  # nobody ended it
+
+    with driver([*command, "--resume"], tmp_path / "resumed.log", cwd=tmp_path) as resumed:
+        assert resumed.process.wait(timeout=300) == 0, resumed.log.read_text()
+    log = _train_log(config)
+    restart = len(done)  # where the resumed driver's steps begin
+    assert log[:restart] == done and log[-1] == 2 * EPOCHS - 1
+    assert log[restart] % 2 == 0 and log[restart] <= done[-1] + 1  # from a checkpoint
+    _assert_same_weights(config, uninterrupted)
+    assert recorded_run_id(config) == run_id
+    assert MlflowClient(mlflow_store).get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_previous_one(
+    tree, tmp_path, mlflow_store, uninterrupted
+):
+    shorter = _config(tree, tmp_path, "truncated", num_epochs=EPOCHS - 1)
+    fit_distributed(shorter, RayOptions(num_workers=2))
+    run = Path(shorter.log_dir) / "ray_results" / "truncated"
+    checkpoints = sorted(run.glob("checkpoint_*/"))
+    assert len(checkpoints) == 2  # RayOptions.num_to_keep
+    newest = checkpoints[-1] / "state.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+
+    config = shorter.replace(num_epochs=EPOCHS)
+    fit_distributed(config, RayOptions(num_workers=2), resume=True)
+    # the newest state (step 4) was unreadable: the run continued from the one before (step 2)
+    assert _train_log(config) == [0, 1, 2, 3, 2, 3, 4, 5]
+    _assert_same_weights(config, uninterrupted)
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    warned = [p for p in logs.glob("worker-*.err") if str(newest.parent.name) in p.read_text()]
+    assert warned, "no worker warned about the unreadable checkpoint"
+    assert "CheckpointFallbackWarning" in warned[0].read_text()
+
+
+def test_a_truncated_local_state_falls_back_to_the_previous_one(tree, tmp_path):
+    reference_config = _config(tree, tmp_path, "local_reference", batch_size=2)
+    reference = fit(reference_config, progress=False)
+    shorter = _config(tree, tmp_path, "local", batch_size=2, num_epochs=EPOCHS - 1)
+    fit(shorter, progress=False)
+    state = shorter.run_dir / "models" / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+
+    config = shorter.replace(num_epochs=EPOCHS)
+    with pytest.warns(CheckpointFallbackWarning, match="state.previous.pt"):
+        resumed = fit(config, resume=True, progress=False)
+    assert [h["step"] for h in resumed.history] == [2, 3, 4, 5]  # from the epoch-0 state
+    assert resumed.history == reference.history[2:]  # with the uninterrupted run's losses
+    _assert_same_weights(config, _final_weights(reference_config))
