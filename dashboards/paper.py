@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from depthhints.results import EVALUATION_KIND, METRIC_PREFIX
-from depthhints.tracking import default_artifact_location, ensure_experiment
+from depthhints.tracking import default_artifact_location, ensure_experiment, login_hidden
 
 DH_README = "Depth Hints README (SPEC §6.1, verified)"
 DH_PAPER_FULL = "Depth Hints paper, RMSE/RMSE log via SMDE-Pytorch (SPEC §6.2, secondary)"
@@ -197,5 +197,6 @@ def _create(client: MlflowClient, experiment_id: str, result: PaperResult) -> st
         ],
         params=[Param(k, v) for k, v in result.params().items()],
     )
-    client.set_terminated(run_id, "FINISHED")
+    with login_hidden(client.tracking_uri):  # MLflow would print the URI, password included
+        client.set_terminated(run_id, "FINISHED")
     return run_id

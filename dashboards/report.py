@@ -97,6 +97,7 @@ def collect(
     from dashboards.paper import log_paper_runs
     from dashboards.runs import experiment_id, result_runs
     from dashboards.table import compare, metrics_shown
+    from depthhints.tracking import redact_uri
 
     log_paper_runs(tracking_uri, experiment)
     client = MlflowClient(tracking_uri)
@@ -106,7 +107,7 @@ def collect(
     rows = compare(ours, papers)
     sweep_label = ours[0].tags.get("sweep", "") if ours else ""
     return ReportData(
-        store=tracking_uri,
+        store=redact_uri(tracking_uri),  # shown in the report
         experiment=experiment,
         sweep="every sweep" if sweep == "all" else sweep_label,
         rows=rows,

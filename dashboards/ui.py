@@ -18,6 +18,9 @@ Server settings (:func:`server_command`):
   which the server reads directly, whatever its flags; the destination only decides where runs
   created *through* this server (``MLFLOW_TRACKING_URI=http://127.0.0.1:5000``) put their
   artifacts: next to the others instead of ``./mlartifacts`` in the current folder.
+- A store URI with a password (``postgresql://user:password@db/mlflow``) goes to the server in
+  ``MLFLOW_BACKEND_STORE_URI`` (:func:`server_env`), not on its command line, which every user
+  of the machine can read (``ps``); messages show it masked (``user:***@``).
 
 A store that already is a tracking server (``http(s)://``) is not served again: the links point
 at it.
@@ -92,12 +95,30 @@ def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
     """``python -m mlflow server`` on ``tracking_uri`` (see the module docstring for the flags)."""
     from depthhints.tracking import default_artifact_location
 
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri]
+    command = [sys.executable, "-m", "mlflow", "server"]
+    if not _has_password(tracking_uri):
+        command += ["--backend-store-uri", tracking_uri]
     command += ["--host", host, "--port", str(port), "--workers", "1"]
     artifacts = default_artifact_location(tracking_uri)
     if artifacts:
         command += ["--artifacts-destination", artifacts]
     return command
+
+
+def server_env(tracking_uri: str) -> dict[str, str]:
+    """The server's environment: ours, no job runner unless set, and the store URI when it holds
+    a password (kept off the command line)."""
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    if _has_password(tracking_uri):
+        env["MLFLOW_BACKEND_STORE_URI"] = tracking_uri
+    return env
+
+
+def _has_password(uri: str) -> bool:
+    from depthhints.tracking import redact_uri
+
+    return redact_uri(uri) != uri
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -131,15 +152,13 @@ class _Server:
         self.url = f"http://{_browse_host(host)}:{port}"
         fd, log_path = tempfile.mkstemp(prefix="depthhints-mlflow-ui-", suffix=".log")
         self.log_path = Path(log_path)
-        env = dict(os.environ)
-        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         with os.fdopen(fd, "wb") as log:
             self.process = subprocess.Popen(
                 server_command(tracking_uri, host, port),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=server_env(tracking_uri),
                 start_new_session=True,  # own process group: stopped as a whole, not by Ctrl-C
             )
 
@@ -151,7 +170,9 @@ class _Server:
         return "\n".join(text.splitlines()[-lines:])
 
     def failure(self, what: str) -> ConfigError:
-        tail = self.log_tail()
+        from depthhints.tracking import redact_uri
+
+        tail = redact_uri(self.log_tail())
         return ConfigError(f"{what}; the server's last output:\n{tail or '(none)'}")
 
     def wait_healthy(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
@@ -226,9 +247,12 @@ def mlflow_server(
 
 
 def _check_servable(tracking_uri: str) -> None:
+    from depthhints.tracking import redact_uri
+
     if tracking_uri.startswith(("http://", "https://", "databricks")):
         raise ConfigError(
-            f"{tracking_uri} is a tracking server already: open it instead of starting another"
+            f"{redact_uri(tracking_uri)} is a tracking server already: open it instead of "
+            "starting another"
         )
 
 
@@ -286,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
     from dashboards.paper import log_paper_runs
     from dashboards.runs import experiment_id as find_experiment
     from dashboards.runs import resolve_store
+    from depthhints.tracking import without_credentials
 
     tracking_uri = resolve_store(args.tracking_uri)
     if not args.no_paper:
@@ -303,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     if tracking_uri.startswith(("http://", "https://")):
-        print_links(tracking_uri)
+        print_links(without_credentials(tracking_uri))  # the browser asks for the login
         return 0
 
     previous = signal.signal(signal.SIGTERM, _raise_stop)

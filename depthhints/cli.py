@@ -236,7 +236,9 @@ def cmd_hints_quality(args: argparse.Namespace) -> int:
             f"{row['delta1']:7.3f} {'' if cost is None else f'{cost:10.2f}'}"
         )
     if tracking_uri:
-        print(f"logged to MLflow ({tracking_uri}, experiment {args.experiment!r})")
+        from depthhints.tracking import redact_uri
+
+        print(f"logged to MLflow ({redact_uri(tracking_uri)}, experiment {args.experiment!r})")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
@@ -435,7 +437,11 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="deliver MLflow records a run journaled while its tracking server was unreachable",
     )
     sync.add_argument("folder", help="the run folder holding mlflow_pending*.jsonl")
-    sync.add_argument("--tracking-uri", help="deliver to this store instead of the recorded one")
+    sync.add_argument(
+        "--tracking-uri",
+        help="deliver to this store instead of the recorded one (the journal keeps no password: "
+        "give the login in MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, or here)",
+    )
     sync.set_defaults(func=cmd_sync_tracking)
 
 
@@ -1005,8 +1011,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except DepthHintsError as error:
-        print(f"depthhints: error: {error}", file=sys.stderr)
+        print(f"depthhints: error: {_redacted(error)}", file=sys.stderr)
         return 2
+    except Exception as error:
+        if not type(error).__module__.startswith("mlflow."):
+            raise
+        # "API request to http://user:password@host/... failed": masked, not in a traceback
+        print(f"depthhints: MLflow error: {_redacted(error)}", file=sys.stderr)
+        return 1
+
+
+def _redacted(error: Exception) -> str:
+    """The error's message with any password in a URI masked."""
+    text = str(error)
+    if "://" not in text or "@" not in text:
+        return text  # nothing to mask: spare the import of MLflow
+    from depthhints.tracking import redact_uri
+
+    return redact_uri(text)
 
 
 if __name__ == "__main__":

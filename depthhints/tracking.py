@@ -38,6 +38,15 @@ and loses no record.
 - A journal found at start is continued when it belongs to the same run (same ``run_id``, or both
   without one: a training restarted while offline); another run's journal is renamed to
   ``mlflow_pending.<id>.jsonl`` and synced on its own.
+
+Credentials: a tracking URI may carry a login (``http://user:password@host:5000``). Every
+message this module logs and every file it writes (the journal, ``mlflow_rejected.jsonl``)
+shows it through :func:`redact_uri` (``http://user:***@host:5000``), ``run_url`` has no
+login at all, and MLflow's own ``View run ... at: <URI>`` line is not printed for such a URI
+(:func:`login_hidden`). A journal therefore does not know the password: ``sync_pending``
+uses the URI given to it, or ``$MLFLOW_TRACKING_URI`` when that is the recorded one, or else
+the recorded URI without its login (MLflow then takes it from ``MLFLOW_TRACKING_USERNAME`` and
+``MLFLOW_TRACKING_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -54,6 +64,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from mlflow import MlflowClient
@@ -71,9 +82,48 @@ REJECTED = "mlflow_rejected.jsonl"
 RETRY_INTERVAL_S = 30.0  # first retry after a failure; doubles while the outage lasts ...
 MAX_RETRY_INTERVAL_S = 600.0  # ... up to this
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+QUIET_URLS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"  # MLflow prints a run's URL as it ends
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 MAX_PARAM_LENGTH, MAX_TAG_LENGTH = 6000, 8000  # MLflow's limits on values
 BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # entities per log_batch
+MASK = "***"  # what redact_uri shows instead of a password
+# scheme://user:password@ — the password runs to the last @ before the host's / ? # or a space
+_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*):[^/?#\s]*@")
+
+
+# ----------------------------------------------------------------------------- credentials
+def redact_uri(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` in it masked:
+    ``http://user:***@host:5000``. For URIs and messages that may contain one."""
+    return _PASSWORD.sub(rf"\g<head>:{MASK}@", text)
+
+
+def without_credentials(uri: str) -> str:
+    """``uri`` without its ``user:password@`` part: a link to open in a browser (which asks
+    for the login itself)."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def login_hidden(tracking_uri: str) -> contextlib.AbstractContextManager[None]:
+    """Around MLflow calls that end a run: on a tracking server MLflow prints ``View run ... at:
+    <tracking URI>/#/...``, which would show a password in ``tracking_uri``; not printed then."""
+    return _env_defaults(_no_url_printing(tracking_uri))
+
+
+def _no_url_printing(tracking_uri: str) -> dict[str, str]:
+    return {QUIET_URLS: "true"} if redact_uri(tracking_uri) != tracking_uri else {}
+
+
+def journal_uri(recorded: str, candidates: tuple[str | None, ...] = ()) -> str:
+    """The URI that a journal's (redacted) ``recorded`` one stands for: the first candidate
+    that redacts to it, else ``recorded`` without a masked login."""
+    for uri in candidates:
+        if uri and redact_uri(uri) == recorded:
+            return uri
+    return without_credentials(recorded) if f":{MASK}@" in recorded else recorded
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -309,7 +359,7 @@ class Tracker(_Base):
                     f"-{uuid.uuid4().hex[:8]}.jsonl"
                 )
                 journal.rename(aside)
-                cls._from_journal(aside).flush()
+                cls._from_journal(aside, known=tracking_uri).flush()
         tracker = cls(header, journal, pending, retry_interval, reopen=run_id is not None)
         if pending:
             tracker._rewrite_journal()  # under the current header
@@ -317,14 +367,22 @@ class Tracker(_Base):
         return tracker
 
     @classmethod
-    def _from_journal(cls, journal: Path, tracking_uri: str | None = None) -> Tracker:
+    def _from_journal(
+        cls, journal: Path, tracking_uri: str | None = None, known: str | None = None
+    ) -> Tracker:
+        """The tracker of a journal; ``tracking_uri`` overrides the recorded URI, ``known``
+        (and ``$MLFLOW_TRACKING_URI``) may restore the login the journal does not hold."""
         header, records = _read_journal(journal)
-        if tracking_uri and tracking_uri != header["tracking_uri"]:
+        recorded = header["tracking_uri"]
+        if tracking_uri and redact_uri(tracking_uri) != recorded:
             header = {
                 **header,
                 "tracking_uri": tracking_uri,
                 "artifact_location": default_artifact_location(tracking_uri),
             }
+        else:
+            candidates = (tracking_uri, known, os.environ.get("MLFLOW_TRACKING_URI"))
+            header = {**header, "tracking_uri": journal_uri(recorded, candidates)}
         return cls(header, journal, records)
 
     # ------------------------------------------------------------------------- properties
@@ -343,8 +401,8 @@ class Tracker(_Base):
 
     @property
     def run_url(self) -> str | None:
-        """The run's page for an http(s) tracking server, else None."""
-        uri = self._header["tracking_uri"].rstrip("/")
+        """The run's page for an http(s) tracking server (without a login), else None."""
+        uri = without_credentials(self._header["tracking_uri"]).rstrip("/")
         if (
             not uri.startswith(("http://", "https://"))
             or not self.run_id
@@ -442,7 +500,7 @@ class Tracker(_Base):
                 "%d tracking records could not be delivered to %s; they are kept in %s. Run "
                 "`depthhints sync-tracking %s` once the server is reachable.",
                 remaining,
-                self._header["tracking_uri"],
+                redact_uri(self._header["tracking_uri"]),
                 self._journal,
                 self._journal.parent,
             )
@@ -451,7 +509,7 @@ class Tracker(_Base):
     def _submit(self, record: dict[str, Any]) -> None:
         if self._connected and not self._pending:
             try:
-                with _short_http():
+                with _short_http(self.tracking_uri):
                     self._deliver([record])
                 return
             except Exception as error:
@@ -467,7 +525,7 @@ class Tracker(_Base):
         """Connect (create or reopen the run) if needed, then deliver pending records in order."""
         delivered, had_run = 0, self.run_id
         try:
-            with _short_http():
+            with _short_http(self.tracking_uri):
                 if not self._connected:
                     self._connect()
                 while self._pending:
@@ -498,8 +556,8 @@ class Tracker(_Base):
                 log.warning(
                     "run %s not found at %s (%s); starting a new run",
                     header["run_id"],
-                    header["tracking_uri"],
-                    error,
+                    redact_uri(header["tracking_uri"]),
+                    _first_line(error),
                 )
                 header["run_id"] = None
             else:
@@ -574,7 +632,7 @@ class Tracker(_Base):
         else:
             log.warning(
                 "MLflow tracking at %s unreachable (%s); buffering to %s, retrying in %.0f s",
-                self._header["tracking_uri"],
+                redact_uri(self._header["tracking_uri"]),
                 _first_line(error),
                 self._journal,
                 self._wait,
@@ -585,7 +643,7 @@ class Tracker(_Base):
     def _reject(self, record: dict[str, Any], error: Exception) -> None:
         log.warning("MLflow refused %s: %s (kept in %s)", record, _first_line(error), REJECTED)
         with open(self._journal.parent / REJECTED, "a") as f:
-            f.write(json.dumps({**record, "error": str(error)}) + "\n")
+            f.write(json.dumps({**record, "error": redact_uri(str(error))}) + "\n")
 
     # ------------------------------------------------------------------------- journal
     def _stash(self, path: Path) -> str:
@@ -609,13 +667,15 @@ class Tracker(_Base):
                 f.write(json.dumps(record) + "\n")
 
     def _rewrite_journal(self) -> None:
-        """Journal = header + pending records, replaced atomically; removed when all is sent."""
+        """Journal = header (URI redacted) + pending records, replaced atomically; removed when
+        all is sent."""
         if not self._pending and self._connected:
             self._journal.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 (self._journal.parent / PENDING_ARTIFACTS).rmdir()
             return
-        lines = [json.dumps(r) + "\n" for r in (self._header, *self._pending)]
+        header = {**self._header, "tracking_uri": redact_uri(self._header["tracking_uri"])}
+        lines = [json.dumps(r) + "\n" for r in (header, *self._pending)]
         tmp = self._journal.with_name(f".{self._journal.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_text("".join(lines))
         os.replace(tmp, self._journal)
@@ -654,11 +714,17 @@ def _transient(error: Exception) -> bool:
     return not isinstance(error, _Permanent | TypeError | ValueError)
 
 
+def _short_http(tracking_uri: str) -> contextlib.AbstractContextManager[None]:
+    """Short HTTP timeout and no client retries for the tracker's calls, and no run URL printed
+    when the URI holds a password (see :func:`login_hidden`)."""
+    return _env_defaults({**HTTP_ENV, **_no_url_printing(tracking_uri)})
+
+
 @contextlib.contextmanager
-def _short_http() -> Iterator[None]:
-    """Short HTTP timeout and no client retries for the tracker's calls (unless the user set
-    them); MLflow reads these variables on every request."""
-    added = {k: v for k, v in HTTP_ENV.items() if k not in os.environ}
+def _env_defaults(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in the environment for the block, except those the user set; MLflow reads
+    these variables on every call."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
     os.environ.update(added)
     try:
         yield
@@ -712,7 +778,7 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def _first_line(error: Exception) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:300]
+    return redact_uri((str(error).splitlines() or [type(error).__name__])[0])[:300]
 
 
 def _now_ms() -> int:

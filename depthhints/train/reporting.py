@@ -32,6 +32,7 @@ from depthhints.tracking import (
     Tracker,
     config_params,
     default_tracking_uri,
+    redact_uri,
     run_tags,
 )
 
@@ -119,9 +120,10 @@ def attach_run(config: TrainConfig, options: TrackingOptions) -> Tracker | NullT
 
 
 def describe_run(tracker: Tracker | NullTracker, tracking_uri: str, experiment: str) -> str:
-    """One line saying where the MLflow run lives and how to look at it."""
+    """One line saying where the MLflow run lives and how to look at it (no password shown)."""
     if isinstance(tracker, NullTracker):
         return "MLflow tracking off"
+    tracking_uri = redact_uri(tracking_uri)
     if tracker.run_id is None:
         return (
             f"MLflow: {tracking_uri} does not answer; the records wait in the run folder and are "
