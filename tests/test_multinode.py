@@ -6,99 +6,26 @@ own process group, which is terminated at the end)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-RAY = str(Path(sys.executable).parent / "ray")
-LABELS = json.dumps({"hints": 1, "train": 1})  # as platform/cluster.yaml's worker nodes
+from tests.local_cluster import RAY, REPO, LocalCluster
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return {**env, "RAY_AUTH_MODE": "token", "PYTHONPATH": str(REPO)}
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [RAY, "start", "--block", "--num-cpus", "1", "--resources", LABELS, *args],
-        env=_env(),
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(node: subprocess.Popen) -> None:
-    if node.poll() is None:
-        os.killpg(node.pid, signal.SIGTERM)
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
-            node.wait(10)
-
-
-def _wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
-    probe = (
-        f"import ray; ray.init(address='{address}'); "
-        "print(len([n for n in ray.nodes() if n['Alive']]))"
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = subprocess.run(
-            [sys.executable, "-c", probe], env=_env(), capture_output=True, text=True, timeout=60
-        )
-        if done.returncode == 0 and done.stdout.strip().endswith(str(count)):
-            return
-        time.sleep(2)
-    raise AssertionError(f"the cluster at {address} did not reach {count} nodes")
+LABELS = {"hints": 1, "train": 1}  # as platform/cluster.yaml's worker nodes
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[dict]:
-    logs = tmp_path_factory.mktemp("cluster")
-    port, dashboard = _free_port(), _free_port()
-    address = f"127.0.0.1:{port}"
-    nodes = [
-        _start(
-            [
-                "--head",
-                f"--port={port}",
-                "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={dashboard}",
-            ],
-            logs / "head.log",
-        )
-    ]
+def cluster(tmp_path_factory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
     try:
-        _wait_for_nodes(address, 1)
-        nodes.append(_start([f"--address={address}"], logs / "worker.log"))
-        _wait_for_nodes(address, 2)
-        yield {"address": address, "dashboard": f"http://127.0.0.1:{dashboard}", "logs": logs}
+        cluster.start(resources=LABELS)
+        cluster.add_node(resources=LABELS)
+        yield cluster
     finally:
-        for node in reversed(nodes):
-            _stop(node)
-        # `ray stop` would also forget the cluster; left behind, a later ray.init() joins it
-        current = Path("/tmp/ray/ray_current_cluster")
-        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
-            current.unlink()
-    leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert f"127.0.0.1:{port}" not in leftovers  # no raylet or GCS of this cluster is left
+        cluster.shutdown()
 
 
 DRIVER = """
@@ -137,9 +64,9 @@ print("RESULT " + json.dumps({
 def test_hint_actors_and_training_spread_over_both_nodes(cluster, tree, tmp_path):
     paths = (tree["root"], tree["split"], tmp_path)
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, cluster["address"], *map(str, paths)],
+        [sys.executable, "-c", DRIVER, cluster.address, *map(str, paths)],
         cwd=REPO,
-        env=_env(),
+        env=cluster.env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -155,11 +82,11 @@ def test_hint_actors_and_training_spread_over_both_nodes(cluster, tree, tmp_path
 @pytest.mark.slow
 def test_reproduce_table_runs_as_a_job_on_the_cluster(cluster, tmp_path):
     out = tmp_path / "job"
-    submit = [RAY, "job", "submit", "--address", cluster["dashboard"], "--", sys.executable]
+    submit = [RAY, "job", "submit", "--address", cluster.dashboard, "--", sys.executable]
     script = str(REPO / "experiments" / "reproduce_table.py")
     done = subprocess.run(
         [*submit, script, "--preset", "smoke", "--address", "auto", "--out", str(out)],
-        env=_env(),
+        env=cluster.env,
         capture_output=True,
         text=True,
         timeout=900,
