@@ -5,8 +5,8 @@ that numbers are comparable with the published ones:
 
 * ground truth: ``eigen`` projects the Velodyne scan into camera 2 with the LiDAR-x depth quirk
   (``vel_depth=True``, §5.1); ``eigen_benchmark`` reads KITTI's annotated depth PNGs. Maps of
-  different sizes are stored as a ragged object array in ``np.savez_compressed(data=...)``, so
-  loading needs ``allow_pickle=True`` (P-8);
+  different sizes are stored as a ragged object array in ``np.savez_compressed(data=...)`` (P-8),
+  read back by :func:`depthhints.npz.read_npz_array`, which unpickles numpy arrays only;
 * prediction: each test image is resized with Lanczos to the network resolution, and with
   post-processing the horizontally flipped image is predicted too and blended in (Monodepth v1,
   §5.2 item 4);
@@ -49,6 +49,7 @@ from depthhints.data.kitti import (
     velodyne_to_depth_map,
 )
 from depthhints.errors import ConfigError, DataFileError, MissingDataError
+from depthhints.npz import RefusedPickleError, read_npz_array
 
 PathLike = str | os.PathLike
 
@@ -415,31 +416,37 @@ def save_gt_depths(path: PathLike, maps: Sequence[np.ndarray]) -> None:
 def load_gt_depths(path: PathLike) -> list[np.ndarray]:
     """GT depth maps of a ``gt_depths`` .npz (ours, or the reference's, ragged or not).
 
-    Uses ``allow_pickle=True`` because ragged maps are an object array; only load files you
-    trust (pickle can run code).
+    A ragged file's object array is unpickled by :func:`~depthhints.npz.read_npz_array`, which
+    rebuilds numpy arrays only: a file whose pickle names anything else is refused, unrun.
     """
     path = Path(path)
-    fix = (
-        "create it with `depthhints export-gt --data-path <KITTI root> --split <eigen|"
-        "eigen_benchmark>` (or pass the right file with --gt)"
-    )
+    export = "`depthhints export-gt --data-path <KITTI root> --split <eigen|eigen_benchmark>`"
+    fix = f"create it with {export} (or pass the right file with --gt)"
     if not path.is_file():
         raise MissingDataError(f"{path}: ground-truth depth file not found; {fix}")
     try:
-        if not zipfile.is_zipfile(path):
-            raise zipfile.BadZipFile("not a zip archive")
-        with np.load(path, allow_pickle=True) as archive:
-            data = archive["data"]
+        data = read_npz_array(path, "data")
+    except RefusedPickleError as err:
+        raise DataFileError(
+            f"{path}: refused to load ground-truth depths: {err}, and loading it could run "
+            f"code; re-export it with {export}"
+        ) from None
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, pickle.PickleError) as err:
         raise DataFileError(
             f"{path}: cannot read ground-truth depths ({type(err).__name__}: {err}); the file is "
             f"corrupt or not a gt_depths .npz with a 'data' entry; {fix}"
         ) from None
-    if data.dtype == object:
-        maps = [np.asarray(depth, dtype=np.float32) for depth in data]
-    elif data.ndim == 3:
-        maps = list(data.astype(np.float32))
-    else:
+    return _depth_maps(path, data, fix)
+
+
+def _depth_maps(path: Path, data: np.ndarray, fix: str) -> list[np.ndarray]:
+    """The 2-D float32 maps of a GT file's ``data`` array (object array or (N, H, W))."""
+    try:
+        if data.dtype == object:
+            maps = [np.asarray(depth, dtype=np.float32) for depth in data]
+        else:
+            maps = list(data.astype(np.float32)) if data.ndim == 3 else []
+    except (TypeError, ValueError):
         maps = []
     if not maps or any(depth.ndim != 2 for depth in maps):
         raise DataFileError(

@@ -21,6 +21,7 @@ from depthhints.data.dataset import MonoDataset
 from depthhints.data.kitti import KittiRawLayout, SplitItem
 from depthhints.losses import compute_losses
 from depthhints.models.checkpoint import filter_state_dict
+from depthhints.models.depth_net import read_weights
 from depthhints.predict import depth_scale
 from depthhints.train.model import build_model
 from hints_worker.store import open_store
@@ -50,7 +51,7 @@ def sample_frames(
     )
     model = build_model(stereo).eval()
     for part in ("encoder", "depth"):
-        state = torch.load(Path(weights) / f"{part}.pth", map_location="cpu", weights_only=True)
+        state = read_weights(Path(weights) / f"{part}.pth")
         module = getattr(model, part)
         module.load_state_dict(filter_state_dict(module, state))
     dataset = MonoDataset(

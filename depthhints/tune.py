@@ -45,7 +45,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
-from depthhints.tracking import NullTracker, Tracker
+from depthhints.tracking import NullTracker, Tracker, login_hidden, redact_uri
 from depthhints.train.reporting import TrackingOptions
 from depthhints.train.trainer import RayOptions, absolute_paths, fit_distributed, init_ray
 
@@ -93,8 +93,20 @@ def parse_space(items: Sequence[str]) -> dict[str, list[Any]]:
         name = name.strip()
         if not sep or not name or not values.strip():
             raise ConfigError(f"--space {item!r}: write NAME=VALUE[,VALUE...]")
-        space[name] = [yaml.safe_load(value.strip()) for value in values.split(",")]
+        space[name] = [_space_value(item, value) for value in values.split(",")]
     return space
+
+
+def _space_value(item: str, value: str) -> Any:
+    """One YAML value of a ``--space`` item; a ConfigError naming the item if it is no value."""
+    try:
+        return yaml.safe_load(value.strip())
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigError(
+            f"--space {item!r}: {value.strip()!r} is not a plain YAML value ({problem}); write "
+            "NAME=VALUE[,VALUE...] with values such as true, 18, 0.5, 640x192 or 'quoted text'"
+        ) from None
 
 
 def apply_choices(
@@ -333,7 +345,8 @@ def _end_stopped_children(parent: Tracker) -> None:
     client = MlflowClient(parent.tracking_uri)
     query = f"tags.mlflow.parentRunId = '{parent.run_id}' and attributes.status = 'RUNNING'"
     try:
-        for run in client.search_runs([parent.experiment_id], query):
-            client.set_terminated(run.info.run_id, "KILLED")
+        with login_hidden(parent.tracking_uri):  # MLflow would print the URI, password included
+            for run in client.search_runs([parent.experiment_id], query):
+                client.set_terminated(run.info.run_id, "KILLED")
     except MlflowException as error:  # an unreachable server: the runs stay RUNNING
-        log.warning("could not end the stopped trials' MLflow runs: %s", error)
+        log.warning("could not end the stopped trials' MLflow runs: %s", redact_uri(str(error)))

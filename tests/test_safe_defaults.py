@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,8 @@ from dashboards import ui
 from depthhints.cli import build_parser, main
 from depthhints.cluster_config import DRIVER_ENV_VARS, load_yaml
 from depthhints.config import TrainConfig
-from depthhints.errors import ConfigError, DataFileError, DepthHintsError
+from depthhints.errors import ConfigError, DataFileError
+from depthhints.evaluate import load_gt_depths, save_gt_depths
 from depthhints.models.depth_net import load_depth_net
 from depthhints.models.encoder import load_imagenet_state_dict
 from depthhints.tracking import (
@@ -155,14 +157,13 @@ def test_a_malicious_checkpoint_is_refused_without_running_it(tmp_path, file_nam
     assert not marker_of(path).exists()
 
 
-def test_sample_frames_refuse_a_malicious_encoder(tmp_path):
-    """``depthhints.samples`` loads with weights_only too; its error is torch's own (not a
-    DepthHintsError naming the file: a gap noted in the safe-defaults report)."""
+def test_sample_frames_refuse_a_malicious_encoder_naming_it(tmp_path):
+    """``depthhints.samples`` reads weights as ``load_depth_net`` does: a DataFileError."""
     from depthhints.samples import sample_frames
 
     path = malicious(tmp_path / "weights_0" / "encoder.pth")
     config = TrainConfig(data_path=str(tmp_path / "kitti"), weights_init="scratch")
-    with pytest.raises((DepthHintsError, pickle.UnpicklingError)):
+    with pytest.raises(DataFileError, match=re.escape(str(path))):
         sample_frames(config, path.parent, [], [])
     assert not marker_of(path).exists()
 
@@ -173,28 +174,86 @@ def test_every_torch_load_in_the_packages_is_weights_only():
         for p in python_files()
         for c in calls(p, "torch.load")
     }
-    assert len(loads) >= 4  # checkpoint, depth_net, encoder, samples
+    assert len(loads) >= 3  # checkpoint, depth_net (samples reads through it), encoder
     unsafe = [where for where, call in loads.items() if keyword(call, "weights_only") is not True]
     assert not unsafe, f"torch.load without weights_only=True: {unsafe}"
 
 
-# The reference's ground-truth format is a pickled object array (documented in the function)
-PICKLE_ALLOWED = {"depthhints/evaluate.py"}
-
-
 def test_no_other_unpickling_loader_in_the_packages():
+    """No pickle loads at all; the one Unpickler is depthhints/npz.py's (numpy arrays only)."""
     found = []
     for path in python_files():
         where = str(path.relative_to(REPO))
         found += [
             f"{where}:{call.lineno}"
             for call in calls(path, "np.load")
-            if keyword(call, "allow_pickle") is True and where not in PICKLE_ALLOWED
+            if keyword(call, "allow_pickle") is True
         ]
         found += [
             f"{where}:{c.lineno}" for c in calls(path, "pickle.load") + calls(path, "pickle.loads")
         ]
+        if where != "depthhints/npz.py":
+            found += [
+                f"{where}:{node.lineno}: pickle.Unpickler"
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.Attribute) and node.attr == "Unpickler"
+            ]
     assert not found, f"pickle loads (can run code): {found}"
+
+
+def malicious_gt(path: Path) -> Path:
+    """A gt_depths .npz whose ragged ``data`` holds a Payload beside a depth map."""
+    data = np.empty(2, dtype=object)
+    data[0], data[1] = np.ones((4, 6), np.float32), Payload(marker_of(path))
+    np.savez_compressed(path, data=data)
+    return path
+
+
+def test_the_gt_payload_runs_code_when_loaded_unsafely(tmp_path):
+    path = malicious_gt(tmp_path / "gt_depths.npz")
+    with np.load(path, allow_pickle=True) as archive:
+        archive["data"]
+    assert marker_of(path).exists()
+
+
+def test_a_malicious_gt_file_is_refused_without_running_it(tmp_path):
+    path = malicious_gt(tmp_path / "gt_depths.npz")
+    with pytest.raises(DataFileError, match=re.escape(str(path))) as error:
+        load_gt_depths(path)
+    assert "re-export it with `depthhints export-gt" in str(error.value)
+    assert re.search(r"refused to unpickle \w+\.system", str(error.value))
+    assert not marker_of(path).exists()
+
+
+def npz_of_pickle(path: Path, data: np.ndarray, payload: bytes) -> Path:
+    """An .npz whose ``data.npy`` holds ``data``'s header and the pickle ``payload``."""
+    with zipfile.ZipFile(path, "w") as archive, archive.open("data.npy", "w") as member:
+        header = np.lib.format.header_data_from_array_1_0(data)
+        np.lib.format.write_array_header_1_0(member, header)
+        member.write(payload)
+    return path
+
+
+def test_gt_files_as_written_still_load_identically(tmp_path):
+    """Ours (numpy 2: protocol 4, numpy._core) ragged or not, and the reference's (numpy 1.x:
+    protocol 3, numpy.core) give the maps that an unrestricted load gives."""
+    shapes = [(375, 1242), (370, 1226), (376, 1241)]
+    ragged = [np.random.default_rng(i).random(shape, np.float32) for i, shape in enumerate(shapes)]
+    save_gt_depths(tmp_path / "ragged.npz", ragged)
+    save_gt_depths(tmp_path / "equal.npz", ragged[:1] * 2)
+    np.savez_compressed(tmp_path / "plain.npz", data=np.stack(ragged[:1] * 2))
+    with np.load(tmp_path / "ragged.npz", allow_pickle=True) as archive:
+        data = archive["data"]
+    numpy1 = pickle.dumps(data, protocol=3).replace(b"numpy._core.", b"numpy.core.")
+    assert b"numpy.core.multiarray\n_reconstruct" in numpy1
+    npz_of_pickle(tmp_path / "reference.npz", data, numpy1)
+    for name in ("ragged", "equal", "plain", "reference"):
+        with np.load(tmp_path / f"{name}.npz", allow_pickle=True) as archive:
+            expected = list(archive["data"])
+        loaded = load_gt_depths(tmp_path / f"{name}.npz")
+        assert [m.shape for m in loaded] == [m.shape for m in expected], name
+        assert all(m.dtype == np.float32 for m in loaded), name
+        assert all(np.array_equal(a, b) for a, b in zip(loaded, expected, strict=True)), name
 
 
 # ----------------------------------------------------------------------------- YAML
@@ -222,12 +281,15 @@ def test_a_malicious_yaml_is_a_config_error_naming_the_file(tmp_path, load, wher
     assert not marker.exists()
 
 
-def test_a_malicious_sweep_value_runs_nothing(tmp_path):
+@pytest.mark.parametrize("value", ["payload", "[1", "@x"])
+def test_a_bad_sweep_value_is_a_config_error_naming_it_and_runs_nothing(tmp_path, value):
     from depthhints.tune import parse_space
 
     marker = tmp_path / "ran"
-    with pytest.raises((ConfigError, yaml.YAMLError)):
-        parse_space([f"batch_size={yaml_payload(marker)}"])
+    item = f"batch_size={yaml_payload(marker) if value == 'payload' else value}"
+    with pytest.raises(ConfigError, match=re.escape(f"--space {item!r}")) as error:
+        parse_space([item])
+    assert "NAME=VALUE[,VALUE...]" in str(error.value)
     assert not marker.exists()
 
 
@@ -481,6 +543,31 @@ def test_an_mlflow_error_is_printed_masked_not_as_a_traceback(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert err.startswith("depthhints: MLflow error: ") and "Traceback" not in err
     assert f"alice:***@127.0.0.1:{CLOSED_PORT}" in err and SECRET not in err
+
+
+def test_ending_stopped_trials_shows_no_password(server, tmp_path, monkeypatch, caplog, capsys):
+    """The sweep ends its stopped trials' runs KILLED without printing the login MLflow would
+    show (its ``View run ... at: <uri>``), and masks it in the warning of an unreachable one."""
+    from depthhints.tune import _end_stopped_children
+
+    client = MlflowClient(server.uri)
+    experiment = client.create_experiment(f"tune-{tmp_path.name}")
+    parent = client.create_run(experiment, run_name="sweep")
+    child = client.create_run(
+        experiment, run_name="trial", tags={"mlflow.parentRunId": parent.info.run_id}
+    )
+    login = server.uri.replace("http://", f"http://alice:{SECRET}@")
+    stopped = dataclasses.make_dataclass("Parent", ["tracking_uri", "run_id", "experiment_id"])
+    _end_stopped_children(stopped(login, parent.info.run_id, experiment))
+    assert client.get_run(child.info.run_id).info.status == "KILLED"
+    printed = capsys.readouterr()
+    assert SECRET not in printed.out + printed.err
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    unreachable = f"http://alice:{SECRET}@127.0.0.1:{CLOSED_PORT}"
+    with caplog.at_level(logging.WARNING, logger="depthhints.tune"):
+        _end_stopped_children(stopped(unreachable, parent.info.run_id, experiment))
+    assert f"alice:***@127.0.0.1:{CLOSED_PORT}" in caplog.text and SECRET not in caplog.text
 
 
 CONFIG_FILES = sorted(

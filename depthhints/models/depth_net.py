@@ -66,7 +66,9 @@ def infer_num_layers(encoder_state: dict) -> int:
     return found
 
 
-def _read(path: Path) -> dict:
+def read_weights(path: Path) -> dict:
+    """The state dict in a ``.pth`` file (weights_only); a MissingDataError or DataFileError
+    naming the file when it is absent, corrupt, malicious or holds no dict."""
     if not path.is_file():
         raise MissingDataError(
             f"{path} not found: a weights folder holds encoder.pth and depth.pth "
@@ -91,8 +93,8 @@ def load_depth_net(
 ) -> LoadedDepthNet:
     """Load ``encoder.pth`` + ``depth.pth`` from ``weights_folder`` into an eval-mode DepthNet."""
     folder = Path(weights_folder)
-    enc_state = _read(folder / "encoder.pth")
-    dec_state = _read(folder / "depth.pth")
+    enc_state = read_weights(folder / "encoder.pth")
+    dec_state = read_weights(folder / "depth.pth")
     found = infer_num_layers(enc_state)
     if num_layers is not None and num_layers != found:
         raise DataFileError(
