@@ -142,11 +142,12 @@ def _restored_state(local_dir: Path) -> Path | None:
     latest = ray.train.get_checkpoint()
     if latest is None:
         return None
-    rank = ray.train.get_context().get_world_rank()
+    restored = local_dir / f"restored_{ray.train.get_context().get_world_rank()}"
+    shutil.rmtree(restored, ignore_errors=True)  # the copies of an earlier restore
 
     def copies() -> Iterator[Path]:
         for checkpoint in [latest, *_older_checkpoints(latest)]:
-            target = local_dir / f"restored_{rank}" / Path(checkpoint.path).name / STATE_FILE
+            target = restored / Path(checkpoint.path).name / STATE_FILE
             target.parent.mkdir(parents=True, exist_ok=True)
             with checkpoint.as_directory() as folder:
                 source = Path(folder) / STATE_FILE
