@@ -164,3 +164,85 @@ def hint_quality(rows: Sequence[Mapping[str, float | str]]) -> bytes:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, frameon=False)
     return to_png(figure)
+
+
+def ablation_curves(
+    curves: Mapping[str, Sequence[Series]], metrics: Sequence[str], xlabel: str = "step"
+) -> bytes:
+    """One panel per metric; per variant the mean over its seeds (line) and their range
+    (band), seeds aligned by step."""
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.4 * len(metrics), 3.6), squeeze=False)
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        for index, (variant, runs) in enumerate(curves.items()):
+            steps = sorted({step for run in runs for step, _ in run.get(metric, [])})
+            if not steps:
+                continue
+            values = np.array(
+                [[dict(run.get(metric, [])).get(step, np.nan) for step in steps] for run in runs]
+            )
+            color = OKABE_ITO[index % len(OKABE_ITO)]
+            axis.plot(
+                steps,
+                np.nanmean(values, 0),
+                color=color,
+                marker="o",
+                markersize=3,
+                label=f"{variant} (n={len(runs)})",
+            )
+            if len(runs) > 1:
+                axis.fill_between(
+                    steps,
+                    np.nanmin(values, 0),
+                    np.nanmax(values, 0),
+                    color=color,
+                    alpha=0.18,
+                    linewidth=0,
+                )
+        axis.set_title(metric)
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="upper center", ncol=min(len(labels), 3), frameon=False)
+        figure.subplots_adjust(top=0.78)
+    return to_png(figure)
+
+
+def error_maps(rows: Sequence[Mapping[str, object]], vmax: float = 0.5) -> bytes:
+    """Per test frame: image, GT depth and each model's abs rel error map (same scale, capped at
+    ``vmax``; grey where there is no GT). ``rows``: ``image``, ``gt``, ``errors`` ({name: map}),
+    ``title``."""
+    names = list(rows[0]["errors"])  # type: ignore[arg-type]
+    columns = 2 + len(names)
+    height, width = np.asarray(rows[0]["gt"]).shape
+    figure, axes = plt.subplots(
+        len(rows),
+        columns,
+        figsize=(3.8 * columns, 3.8 * height / width * len(rows) + 1.2),
+        squeeze=False,
+    )
+    error_cmap = matplotlib.colormaps["inferno"].with_extremes(bad=NO_VALUE)
+    shown = None
+    for axes_row, row in zip(axes, rows, strict=True):
+        gt = np.asarray(row["gt"])
+        axes_row[0].imshow(row["image"])
+        axes_row[0].set_ylabel(str(row["title"]), fontsize=8)
+        valid = gt[gt > 0]
+        top = min(float(np.percentile(valid, 98)), MAX_DEPTH) if valid.size else MAX_DEPTH
+        axes_row[1].imshow(np.ma.masked_where(gt <= 0, gt), cmap=DEPTH_CMAP, vmin=0, vmax=top)
+        for axis, name in zip(axes_row[2:], names, strict=True):
+            error = np.asarray(row["errors"][name])  # type: ignore[index]
+            mean = float(np.nanmean(error))
+            shown = axis.imshow(np.ma.masked_invalid(error), cmap=error_cmap, vmin=0, vmax=vmax)
+            axis.set_title(f"{name}: mean abs rel {mean:.3f}", fontsize=8)
+        for axis in axes_row:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    for axis, heading in zip(axes[0][:2], ("image", "ground truth depth"), strict=True):
+        axis.set_title(heading, fontsize=9)
+    if shown is not None:
+        bar = figure.colorbar(shown, ax=axes, orientation="horizontal", fraction=0.04, pad=0.03)
+        bar.set_label(
+            f"abs rel error |pred − gt| / gt ({vmax:g} and above at the end; grey: no GT)"
+        )
+    return to_png(figure)

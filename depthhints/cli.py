@@ -619,9 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
     hints.add_argument("--width", type=_positive_int, default=1024)
     hints.add_argument(
         "--matchers",
-        choices=["parity", "fast", "quality"],
+        choices=["parity", "fast", "quality", "single"],
         default="parity",
-        help="SGM candidates: as published, the 2 wide-range ones (fast), or 8-path (quality)",
+        help="SGM candidates: as published, the 2 wide-range ones (fast), 8-path (quality), or "
+        "one (single: blockSize 3, 128 disparities, the single-SGM ablation's hint source)",
     )
     hints.add_argument("--fusion", choices=["parity", "masked"], default="parity")
     hints.add_argument(
@@ -901,10 +902,11 @@ def _add_evaluate_parsers(commands: argparse._SubParsersAction) -> None:
     )
     export_gt.add_argument(
         "--split",
-        choices=["eigen", "eigen_benchmark"],
+        choices=["eigen", "eigen_benchmark", "dense"],
         required=True,
         help="eigen: projected Velodyne scans (LiDAR-x depth, as published); eigen_benchmark: "
-        "KITTI's annotated depth maps under proj_depth/groundtruth",
+        "KITTI's annotated depth maps under proj_depth/groundtruth; dense: the same maps, for "
+        "synthetic drives (no bundled list: give --split-file)",
     )
     export_gt.add_argument(
         "--split-file",
@@ -946,9 +948,10 @@ def _add_evaluate_parsers(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--eval-split",
-        choices=["eigen", "eigen_benchmark", "benchmark"],
+        choices=["eigen", "eigen_benchmark", "dense", "benchmark"],
         default="eigen",
         help="eigen: LiDAR GT with crop and 80 m cap (default); eigen_benchmark: improved GT; "
+        "dense: dense (synthetic) GT with 80 m cap, no crop, needs --split-file to predict; "
         "benchmark: write KITTI submission PNGs, no metrics",
     )
     evaluate.add_argument(

@@ -23,10 +23,11 @@ from depthhints.errors import ConfigError
 
 NUM_LAYERS = (18, 34, 50, 101, 152)
 WEIGHTS_INIT = ("pretrained", "scratch")
+HINT_SUPERVISION = ("hints", "sum", "hard")
 POSE_MODEL_TYPES = ("separate_resnet", "posecnn", "shared")
 POSE_MODEL_INPUTS = ("pairs", "all")
 DEVICES = ("auto", "cpu", "cuda")
-EVAL_PROTOCOLS = ("eigen", "eigen_benchmark")  # = depthhints.evaluate.GT_SPLITS
+EVAL_PROTOCOLS = ("eigen", "eigen_benchmark", "dense")  # = depthhints.evaluate.GT_SPLITS
 
 
 @dataclass
@@ -51,6 +52,7 @@ class TrainConfig:
     use_stereo: bool = False
     frame_ids: list[int] = field(default_factory=lambda: [0, -1, 1])
     use_depth_hints: bool = False
+    hint_supervision: str = "hints"  # ours: hints (published), sum or hard (losses.py, §4.6)
     # optimisation
     batch_size: int = 12
     learning_rate: float = 1e-4
@@ -73,7 +75,7 @@ class TrainConfig:
     load_gt: bool = False  # ours: LiDAR GT per sample for monitoring metrics (costly, P-12)
     # validation (ours): Eigen-protocol metrics after every epoch on a split with ground truth
     eval_split_file: str | None = None  # a split file or bundled name (eigen); None: none
-    eval_protocol: str = "eigen"  # eigen: projected LiDAR; eigen_benchmark: annotated/dense GT
+    eval_protocol: str = "eigen"  # eigen: LiDAR; eigen_benchmark: annotated GT; dense: synthetic
     # logging and checkpoints
     log_frequency: int = 250
     save_frequency: int = 1
@@ -141,6 +143,15 @@ class TrainConfig:
                 not self.use_depth_hints or self.use_stereo,
                 "use_depth_hints needs use_stereo (hints supervise the stereo frame); set "
                 "use_stereo: true or drop use_depth_hints",
+            ),
+            (
+                self.hint_supervision in HINT_SUPERVISION,
+                f"hint_supervision={self.hint_supervision!r}: use one of {HINT_SUPERVISION}",
+            ),
+            (
+                self.hint_supervision == "hints" or self.use_depth_hints,
+                f"hint_supervision={self.hint_supervision!r} supervises with the depth hints; "
+                "set use_depth_hints: true (with use_stereo: true) or use hint_supervision: hints",
             ),
             (
                 not (self.use_depth_hints and self.v1_multiscale),

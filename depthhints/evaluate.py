@@ -11,9 +11,11 @@ that numbers are comparable with the published ones:
   post-processing the horizontally flipped image is predicted too and blended in (Monodepth v1,
   §5.2 item 4);
 * metrics: the disparity is resized bilinearly to each GT map, inverted, masked (Garg/Eigen crop
-  and the 1e-3..80 m range for ``eigen``; GT > 0 elsewhere), scaled (×5.4 for stereo models,
-  per-image median scaling for mono models), clamped to [1e-3, 80] and scored with the 7 standard
-  metrics, averaged over images.
+  and the 1e-3..80 m range for ``eigen``; GT > 0 for ``eigen_benchmark``), scaled (×5.4 for stereo
+  models, per-image median scaling for mono models), clamped to [1e-3, 80] and scored with the 7
+  standard metrics, averaged over images;
+* ``dense`` (synthetic drives) scores the ``eigen_benchmark`` PNGs in 1e-3..80 m without the crop;
+  any protocol can be restricted to a region per image, e.g. the thin structures of class_masks.
 
 Everything here works on arrays; only the prediction part (:class:`EvalImageDataset`,
 :func:`predict_disparities`) touches torch, on any device. The ``depthhints export-gt`` /
@@ -48,6 +50,7 @@ from depthhints.data.kitti import (
     load_velodyne,
     velodyne_to_depth_map,
 )
+from depthhints.data.render import CLASSES
 from depthhints.errors import ConfigError, DataFileError, MissingDataError
 from depthhints.npz import RefusedPickleError, read_npz_array
 
@@ -62,7 +65,10 @@ STEREO_SCALE_FACTOR = 5.4
 #: Splits whose ground truth ``export_gt_depths`` can write.
 GT_SPLITS = EVAL_PROTOCOLS
 #: Splits ``evaluate`` accepts (``benchmark`` writes submission PNGs instead of metrics).
-EVAL_SPLITS = ("eigen", "eigen_benchmark", "benchmark")
+EVAL_SPLITS = (*GT_SPLITS, "benchmark")
+#: Classes where the photometric loss has local minima (thin structures against a far
+#: background: the paper's motivating case); score them with ``class_masks`` as regions.
+THIN_STRUCTURES = ("pole", "sign")
 EIGEN_TO_BENCHMARK_IDS = SPLITS_DIR / "benchmark" / "eigen_to_benchmark_ids.npy"
 NUM_EIGEN_TEST = 697
 BENCHMARK_SIZE = (1216, 352)  # (w, h) of the KITTI depth-prediction benchmark images
@@ -92,12 +98,15 @@ def garg_crop(height: int, width: int) -> tuple[int, int, int, int]:
 def eval_mask(gt_depth: np.ndarray, split: str) -> np.ndarray:
     """Boolean mask of the GT pixels that are scored.
 
-    ``eigen``: MIN_DEPTH < GT < MAX_DEPTH inside the Garg crop. Any other split (the improved
+    ``eigen``: MIN_DEPTH < GT < MAX_DEPTH inside the Garg crop. ``dense``: the same range, no
+    crop (it only exists for the LiDAR's field of view). Any other split (the improved
     ``eigen_benchmark`` GT included): GT > 0, with no crop and no range cap.
     """
     gt_depth = np.asarray(gt_depth)
     if gt_depth.ndim != 2:
         raise DataFileError(f"a GT depth map must be 2-D (h, w), got shape {gt_depth.shape}")
+    if split == "dense":
+        return (gt_depth > MIN_DEPTH) & (gt_depth < MAX_DEPTH)
     if split != "eigen":
         return gt_depth > 0
     height, width = gt_depth.shape
@@ -193,14 +202,15 @@ def post_process_disparity(disp: np.ndarray, disp_flipped_back: np.ndarray) -> n
 
 @dataclass
 class EvalResult:
-    """Mean metrics over the images, with how they were obtained."""
+    """Mean metrics over the scored images, with how they were obtained."""
 
     metrics: dict[str, float]
-    per_image: np.ndarray  # (N, 7) in METRICS order
+    per_image: np.ndarray  # (N, 7) in METRICS order, one row per scored image
     split: str
     median_scaling: bool
     scale_factor: float
     ratios: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pixels: int = 0  # scored pixels over all images
 
     @property
     def num_images(self) -> int:
@@ -223,6 +233,7 @@ class EvalResult:
         return {
             "split": self.split,
             "num_images": self.num_images,
+            "pixels": self.pixels,
             "median_scaling": self.median_scaling,
             "pred_depth_scale_factor": self.scale_factor,
             "ratio_median": self.ratio_median,
@@ -257,17 +268,27 @@ def evaluate_predictions(
     stereo: bool,
     median_scaling: bool | None = None,
     pred_depth_scale_factor: float | None = None,
+    regions: Sequence[np.ndarray | None] | None = None,
 ) -> EvalResult:
     """Score scaled disparities (N, H, W) against N GT depth maps of any sizes.
 
     ``stereo=True`` multiplies depths by STEREO_SCALE_FACTOR without median scaling; mono uses
     per-image median scaling with factor 1. ``median_scaling`` / ``pred_depth_scale_factor``
     override the mode's defaults (``--disable-median-scaling``, ``--pred-depth-scale-factor``).
+    ``regions``: one boolean mask per GT map (or None: the whole map), ANDed with the protocol
+    mask; images without a pixel in their region are skipped. The median-scaling ratio stays that
+    of the whole protocol mask: a region's own would hide its scale errors (a pole predicted at
+    the background's depth).
     """
     if len(pred_disps) != len(gt_depths):
         raise ConfigError(
             f"{len(pred_disps)} predicted disparities but {len(gt_depths)} ground-truth depth "
             f"maps: {COUNT_MISMATCH_HINT}"
+        )
+    if regions is not None and len(regions) != len(gt_depths):
+        raise ConfigError(
+            f"{len(regions)} region masks but {len(gt_depths)} ground-truth depth maps; give one "
+            "mask (or None) per image"
         )
     if len(gt_depths) == 0:
         raise ConfigError("nothing to evaluate: no predictions and no ground truth")
@@ -279,7 +300,7 @@ def evaluate_predictions(
     if not np.isfinite(scale) or scale <= 0:
         raise ConfigError(f"pred_depth_scale_factor must be a positive number, got {scale}")
 
-    per_image, ratios = [], []
+    per_image, ratios, pixels = [], [], 0
     for i, (disp, gt) in enumerate(zip(pred_disps, gt_depths, strict=True)):
         gt = np.asarray(gt, dtype=np.float32)
         disp = np.ascontiguousarray(disp, dtype=np.float32)
@@ -291,6 +312,12 @@ def evaluate_predictions(
                 f"GT depth map {i} has no valid pixel for the {split!r} evaluation mask; the GT "
                 "file is empty or belongs to another split, re-run `depthhints export-gt`"
             )
+        scored = mask
+        if regions is not None and regions[i] is not None:
+            scored = mask & _region(regions[i], gt.shape, i)
+            if not scored.any():
+                continue
+        pixels += int(scored.sum())
         height, width = gt.shape
         disp = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
         with np.errstate(divide="ignore"):
@@ -301,9 +328,17 @@ def evaluate_predictions(
             ratio = float(np.median(gt_valid) / np.median(pred))
             ratios.append(ratio)
             pred = pred * ratio
+        if scored is not mask:
+            inside = scored[mask]
+            gt_valid, pred = gt_valid[inside], pred[inside]
         pred = np.clip(pred, MIN_DEPTH, MAX_DEPTH)
         per_image.append([compute_errors(gt_valid, pred)[name] for name in METRICS])
 
+    if not per_image:
+        raise ConfigError(
+            f"no pixel of the region is in the ground truth of any of the {len(gt_depths)} "
+            f"images ({split!r} mask); nothing to score"
+        )
     table = np.asarray(per_image, dtype=np.float64)
     metrics = dict(zip(METRICS, table.mean(axis=0).tolist(), strict=True))
     return EvalResult(
@@ -313,7 +348,24 @@ def evaluate_predictions(
         median_scaling=median_scaling,
         scale_factor=scale,
         ratios=np.asarray(ratios, dtype=np.float64),
+        pixels=pixels,
     )
+
+
+def _region(region: np.ndarray, shape: tuple[int, ...], index: int) -> np.ndarray:
+    """``region`` checked to be a boolean mask of the GT map's ``shape``."""
+    region = np.asarray(region)
+    if region.dtype != bool:
+        raise ConfigError(
+            f"region {index} must be a boolean mask, got {region.dtype}; compare label maps "
+            "with the classes to keep (or use class_masks)"
+        )
+    if region.shape != shape:
+        raise ConfigError(
+            f"region {index} has shape {region.shape} but its GT depth map has shape {shape}; "
+            "a region must cover the GT map pixel for pixel"
+        )
+    return region
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,8 +414,9 @@ def gt_depth_maps(
     ``eigen``: the Velodyne scan projected into the item's camera at camera 2's S_rect size with
     the LiDAR-x depth (the reference's ``generate_depth_map(..., vel_depth=True)``; all Eigen test
     items are left images, i.e. camera 2 as in the reference). ``eigen_benchmark``: KITTI's
-    annotated depth maps ``proj_depth/groundtruth/image_0X/%010d.png`` / 256. Missing inputs are
-    reported before anything is computed.
+    annotated depth maps ``proj_depth/groundtruth/image_0X/%010d.png`` / 256; ``dense`` reads the
+    same maps (a synthetic drive's dense GT). Missing inputs are reported before anything is
+    computed.
     """
     if split not in GT_SPLITS:
         raise ConfigError(f"no GT export for split {split!r}; use one of {list(GT_SPLITS)}")
@@ -378,13 +431,19 @@ def gt_depth_maps(
             layout.calibration(item.folder)  # fail now on missing/bad calibration files
     else:
         paths = [layout.groundtruth_path(item.folder, item.frame, item.side) for item in items]
-        _check_exist(
-            paths,
-            "annotated depth maps",
-            ". eigen_benchmark needs KITTI's improved ground truth (the 'annotated depth maps' "
-            "download, data_depth_annotated.zip) merged into the raw tree as "
-            "<date>/<drive>/proj_depth/groundtruth/image_02/ (monodepth2 #258)",
-        )
+        if split == "dense":
+            hint = (
+                ". dense needs dense GT maps <date>/<drive>/proj_depth/groundtruth/image_0X/: a "
+                "synthetic drive written by `depthhints synth`, or KITTI's annotated depth "
+                "(data_depth_annotated.zip) merged into the raw tree"
+            )
+        else:
+            hint = (
+                ". eigen_benchmark needs KITTI's improved ground truth (the 'annotated depth "
+                "maps' download, data_depth_annotated.zip) merged into the raw tree as "
+                "<date>/<drive>/proj_depth/groundtruth/image_02/ (monodepth2 #258)"
+            )
+        _check_exist(paths, "annotated depth maps", hint)
 
     maps = []
     for item, path in tqdm(
@@ -399,6 +458,53 @@ def gt_depth_maps(
             depth = load_depth_png(path)
         maps.append(depth.astype(np.float32))
     return maps
+
+
+def class_masks(
+    layout: KittiRawLayout, items: Sequence[SplitItem], classes: Sequence[str]
+) -> list[np.ndarray]:
+    """Boolean masks of the pixels of ``items`` labelled as one of ``classes``.
+
+    Labels are a synthetic drive's ``semantic/image_0X/%010d.png`` (ids of
+    :data:`depthhints.data.render.CLASSES`); use the masks as ``regions`` of
+    :func:`evaluate_predictions`, e.g. with THIN_STRUCTURES. Missing files are reported first.
+    """
+    names = [classes] if isinstance(classes, str) else list(classes)
+    unknown = [name for name in names if name not in CLASSES]
+    if unknown or not names:
+        raise ConfigError(
+            f"unknown semantic classes {unknown or names}; use names from {list(CLASSES)}"
+        )
+    ids = np.array([CLASSES[name] for name in names], dtype=np.uint8)
+    items = list(items)
+    _raw_items(items, "semantic labels")
+    paths = [layout.semantic_path(item.folder, item.frame, item.side) for item in items]
+    _check_exist(
+        paths,
+        "semantic label maps",
+        ". Semantic labels exist only in synthetic drives written by `depthhints synth` "
+        "(<date>/<drive>/semantic/image_0X/); KITTI has none",
+    )
+    return [np.isin(_load_labels(path), ids) for path in paths]
+
+
+def _load_labels(path: Path) -> np.ndarray:
+    """A uint8 label PNG as an (h, w) array; DataFileError if it cannot be decoded."""
+    try:
+        labels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except (OSError, cv2.error) as err:
+        raise DataFileError(f"{path}: cannot read the semantic label PNG ({err})") from None
+    if labels is None:
+        raise DataFileError(
+            f"{path}: cannot decode the semantic label PNG; the file is corrupt, re-create the "
+            "drive with `depthhints synth`"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 2:
+        raise DataFileError(
+            f"{path}: a semantic label PNG must be single-channel 8-bit, got {labels.dtype} with "
+            f"shape {labels.shape}"
+        )
+    return labels
 
 
 def save_gt_depths(path: PathLike, maps: Sequence[np.ndarray]) -> None:
@@ -420,7 +526,7 @@ def load_gt_depths(path: PathLike) -> list[np.ndarray]:
     rebuilds numpy arrays only: a file whose pickle names anything else is refused, unrun.
     """
     path = Path(path)
-    export = "`depthhints export-gt --data-path <KITTI root> --split <eigen|eigen_benchmark>`"
+    export = "`depthhints export-gt --data-path <root> --split <eigen|eigen_benchmark|dense>`"
     fix = f"create it with {export} (or pass the right file with --gt)"
     if not path.is_file():
         raise MissingDataError(f"{path}: ground-truth depth file not found; {fix}")

@@ -6,6 +6,10 @@ The normalisations are Depth Hints', not monodepth2's (§7.2 P-10): the reprojec
 mean over *selected* pixels only and the hint term is normalised by the number of hint pixels.
 ``--disable_automasking`` with hints works here (it crashes in the published code, P-9).
 
+``hint_supervision`` (ours) picks how the hints supervise, for the paper's comparison: ``hints``
+(published: the hint term where the hint reprojects best), ``sum`` (the self-supervised loss plus
+the hint term on every valid hint pixel) or ``hard`` (that hint term alone).
+
 Pure functions of tensors and the config; device-agnostic.
 """
 
@@ -110,6 +114,24 @@ def select_masks(
     return (~identity_wins).to(r.dtype), hint_wins.to(r.dtype)
 
 
+def supervision_masks(
+    supervision: str,
+    reprojection: Tensor,
+    identity: Tensor | None,
+    hint_reprojection: Tensor | None,
+    valid: Tensor | None,
+) -> tuple[Tensor, Tensor | None]:
+    """``(m_r, m_h)`` for a ``hint_supervision`` mode; ``valid`` is None without hints.
+
+    ``"hints"``: :func:`select_masks` over [r, i, ρ_h]. ``"sum"`` and ``"hard"``: m_r over [r, i]
+    as without hints (``hint_reprojection`` is not used) and m_h = valid, every hint pixel.
+    """
+    if valid is None or supervision == "hints":
+        return select_masks(reprojection, identity, hint_reprojection)
+    photometric_mask, _ = select_masks(reprojection, identity, None)
+    return photometric_mask, valid.detach()
+
+
 def reprojection_term(reprojection: Tensor, photometric_mask: Tensor) -> Tensor:
     """L_r = Σ(r·m_r) / (Σm_r + 1e-7): the mean over selected pixels only (§4.6 item 6)."""
     return (reprojection * photometric_mask).sum() / (photometric_mask.sum() + EPS)
@@ -128,9 +150,10 @@ class LossResult:
     """The training loss and what to log.
 
     ``total``: the scalar to back-propagate. ``scalars``: detached 0-d tensors ``loss``,
-    ``loss/{s}``, ``reproj_loss/{s}`` and (with hints) ``depth_hint_loss/{s}``. ``masks``:
-    detached (B, 1, H, W) images ``automask/{s}`` (1 where the identity won, DH polarity) and
-    ``depth_hint_pixels/{s}`` (m_h).
+    ``loss/{s}``, ``reproj_loss/{s}`` (weight 0 in ``total`` with ``hard`` supervision) and
+    (with hints) ``depth_hint_loss/{s}``. ``masks``: detached (B, 1, H, W) images
+    ``automask/{s}`` (1 where the identity won, DH polarity) and ``depth_hint_pixels/{s}`` (m_h:
+    every valid hint pixel with ``sum``/``hard`` supervision).
     """
 
     total: Tensor
@@ -150,9 +173,11 @@ def compute_losses(
     ``inputs`` is a batch (§ batch format); ``outputs`` holds ``("disp", s)``, ``("depth", 0, s)``,
     ``("color", f, s)`` for every source f, ``("color_depth_hint", "s", 0)`` with hints and
     ``("predictive_mask", s)`` with the predictive mask (see ``DepthHintsModel.forward``).
+    ``config.hint_supervision`` sets m_h (:func:`supervision_masks`); ``hard`` weighs L_r,s 0.
     """
     sources = _source_frames(config)
     use_hints = config.use_depth_hints
+    supervision = config.hint_supervision
     automask = not config.disable_automasking
     scalars: dict[str, Tensor] = {}
     masks: dict[str, Tensor] = {}
@@ -161,9 +186,13 @@ def compute_losses(
     if use_hints:
         hint = inputs["depth_hint"]
         valid = inputs["depth_hint_mask"]
-        hint_reproj = hint_reprojection_loss(
-            outputs[("color_depth_hint", "s", 0)], inputs[("color", 0, 0)], valid, config.no_ssim
-        )
+        if supervision == "hints":
+            hint_reproj = hint_reprojection_loss(
+                outputs[("color_depth_hint", "s", 0)],
+                inputs[("color", 0, 0)],
+                valid,
+                config.no_ssim,
+            )
 
     total = None
     for scale in config.scales:
@@ -201,9 +230,13 @@ def compute_losses(
             )
             identity = identity + torch.randn_like(identity) * AUTOMASK_NOISE
 
-        photometric_mask, hint_mask = select_masks(reprojection, identity, hint_reproj)
+        photometric_mask, hint_mask = supervision_masks(
+            supervision, reprojection, identity, hint_reproj, valid
+        )
         reproj_loss = reprojection_term(reprojection, photometric_mask)
-        loss = reproj_loss if loss is None else loss + reproj_loss
+        # hard supervision only logs L_r; weight 0 keeps it in the graph, so that every parameter
+        # (the pose network's too) gets a gradient, as DDP requires
+        loss = _plus(loss, 0 * reproj_loss if supervision == "hard" else reproj_loss)
         scalars[f"reproj_loss/{scale}"] = reproj_loss.detach()
         if automask:
             masks[f"automask/{scale}"] = 1 - photometric_mask
@@ -211,21 +244,26 @@ def compute_losses(
         if use_hints:
             assert hint_mask is not None and hint is not None and valid is not None
             hint_loss = hint_proxy_loss(outputs[("depth", 0, scale)], hint, valid, hint_mask)
-            loss = loss + hint_loss
+            loss = _plus(loss, hint_loss)
             scalars[f"depth_hint_loss/{scale}"] = hint_loss.detach()
             masks[f"depth_hint_pixels/{scale}"] = hint_mask
 
         if config.disparity_smoothness:
             smooth = smoothness_loss(outputs[("disp", scale)], inputs[("color", 0, scale)])
-            loss = loss + config.disparity_smoothness * smooth / 2**scale
+            loss = _plus(loss, config.disparity_smoothness * smooth / 2**scale)
 
+        assert loss is not None  # hard supervision requires hints (config validation)
         scalars[f"loss/{scale}"] = loss.detach()
-        total = loss if total is None else total + loss
+        total = _plus(total, loss)
 
     assert total is not None  # config validation guarantees at least one scale
     total = total / len(config.scales)
     scalars["loss"] = total.detach()
     return LossResult(total=total, scalars=scalars, masks=masks)
+
+
+def _plus(a: Tensor | None, b: Tensor) -> Tensor:
+    return b if a is None else a + b
 
 
 def _min(losses: Tensor) -> Tensor:

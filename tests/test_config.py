@@ -42,6 +42,12 @@ def test_reference_defaults_and_derived_values():
         ({"learning_rate": "fast"}, "learning_rate='fast'"),
         ({"scales": 0}, "expected a list"),
         ({"min_depth": 10.0, "max_depth": 1.0}, "min_depth"),
+        ({"hint_supervision": "soft"}, r"hint_supervision='soft': use one of \('hints'"),
+        ({"hint_supervision": "sum"}, "hint_supervision='sum'.*set use_depth_hints: true"),
+        (
+            {"hint_supervision": "hard", "use_stereo": True, "frame_ids": [0]},
+            "hint_supervision='hard'.*set use_depth_hints: true",
+        ),
     ],
 )
 def test_bad_values_name_the_option(changes, message):
@@ -78,3 +84,13 @@ def test_flags_override_the_yaml_file(tmp_path):
     config = config_from_args(args)
     assert (config.num_layers, config.batch_size, config.frame_ids) == (50, 4, [0])
     assert config.use_stereo and not config.align_corners
+
+
+@pytest.mark.parametrize("supervision", ["hints", "sum", "hard"])
+def test_hint_supervision_flag(supervision):
+    assert TrainConfig().hint_supervision == "hints"
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    flags = ["--use_stereo", "--frame_ids", "0", "--use_depth_hints"]
+    args = parser.parse_args([*flags, "--hint_supervision", supervision])
+    assert config_from_args(args).hint_supervision == supervision

@@ -13,6 +13,7 @@ from torch import nn
 import depthhints.data.synthetic as syn
 from depthhints import evaluate as ev
 from depthhints.cli import main
+from depthhints.config import EVAL_PROTOCOLS, TrainConfig
 from depthhints.data.kitti import (
     KittiRawLayout,
     SplitItem,
@@ -21,6 +22,7 @@ from depthhints.data.kitti import (
     read_split_file,
     velodyne_to_depth_map,
 )
+from depthhints.data.render import CLASSES
 from depthhints.errors import ConfigError, DataFileError, MissingDataError
 from depthhints.models.checkpoint import encoder_checkpoint
 from depthhints.models.decoder import DepthDecoder
@@ -55,6 +57,23 @@ def test_eval_mask_ranges_per_split():
     assert benchmark[200, 100:106].tolist() == [False, True, True, True, True, True]
     gt[0, 0] = 5.0  # outside the Garg crop: scored on eigen_benchmark only
     assert ev.eval_mask(gt, "eigen_benchmark")[0, 0] and not ev.eval_mask(gt, "eigen")[0, 0]
+
+
+def test_dense_mask_caps_at_80_m_without_crop():
+    gt = np.zeros((375, 1242), np.float32)
+    gt[200, 100:106] = [0.0, 5e-4, 2e-3, 79.9, 80.0, 90.0]
+    dense = ev.eval_mask(gt, "dense")
+    assert dense[200, 100:106].tolist() == [False, False, True, True, False, False]
+    assert ev.eval_mask(gt, "eigen_benchmark")[200, 105]  # 90 m: scored without the cap
+    gt[0, 0] = 5.0  # outside the Garg crop: scored on dense, not on eigen
+    assert ev.eval_mask(gt, "dense")[0, 0] and not ev.eval_mask(gt, "eigen")[0, 0]
+    assert ev.eval_mask(gt, "dense").sum() == 3
+
+
+def test_dense_is_a_protocol_everywhere():
+    assert "dense" in EVAL_PROTOCOLS and EVAL_PROTOCOLS == ev.GT_SPLITS
+    assert "dense" in ev.EVAL_SPLITS and "benchmark" in ev.EVAL_SPLITS
+    assert TrainConfig(eval_protocol="dense").eval_protocol == "dense"
 
 
 def test_metric_formulas_on_hand_computed_values():
@@ -169,6 +188,66 @@ def test_predictions_are_clamped_to_80_m():
     assert result.metrics["abs_rel"] == pytest.approx(0.2, rel=1e-6)  # 80 m vs 100 m
 
 
+def _half_right(gt):
+    """Disparities (stereo scale 1) exact in the left half of ``gt``, depth x2 in the right."""
+    depth = gt.copy()
+    depth[:, gt.shape[1] // 2 :] *= 2.0
+    return 1.0 / depth
+
+
+def test_regions_restrict_scoring_and_count_pixels():
+    gts = _gt_maps(np.random.default_rng(2), [(6, 8), (6, 8)])
+    disps = np.stack([_half_right(gt) for gt in gts])
+    left = np.zeros((6, 8), bool)
+    left[:, :4] = True
+    kwargs = {"stereo": True, "pred_depth_scale_factor": 1.0}
+    whole = ev.evaluate_predictions(disps, gts, "dense", **kwargs)
+    assert whole.metrics["abs_rel"] == pytest.approx(0.5, rel=1e-5)  # half the pixels off by 1
+    assert whole.pixels == 2 * 48 and whole.num_images == 2
+    region = ev.evaluate_predictions(disps, gts, "dense", regions=[left, left], **kwargs)
+    assert region.metrics["abs_rel"] < 1e-6 and region.metrics["a1"] == 1.0
+    assert region.pixels == 2 * 24 and region.as_dict()["pixels"] == 48
+    mixed = ev.evaluate_predictions(disps, gts, "dense", regions=[left, None], **kwargs)
+    assert mixed.pixels == 24 + 48
+    np.testing.assert_allclose(mixed.per_image[:, 0], [0.0, 0.5], atol=1e-5)
+
+
+def test_median_scaling_uses_the_whole_image_not_the_region():
+    gt = np.full((6, 8), 5.0, np.float32)
+    depth = gt.copy()
+    depth[:, :2] *= 3.0  # the region is predicted 3x too far, the rest exactly
+    region = np.zeros((6, 8), bool)
+    region[:, :2] = True
+    result = ev.evaluate_predictions((1.0 / depth)[None], [gt], "dense", False, regions=[region])
+    assert result.ratio_median == pytest.approx(1.0)  # median of the whole protocol mask
+    assert result.metrics["abs_rel"] == pytest.approx(2.0, rel=1e-5) and result.pixels == 12
+
+
+def test_images_with_an_empty_region_are_skipped():
+    gts = _gt_maps(np.random.default_rng(3), [(6, 8)] * 3)
+    disps = np.stack([1.0 / (3.0 * gt) for gt in gts])
+    gts[1][:, :4] = 0.0  # the region of image 1 has no GT
+    left, empty = np.zeros((6, 8), bool), np.zeros((6, 8), bool)
+    left[:, :4] = True
+    result = ev.evaluate_predictions(disps, gts, "dense", False, regions=[left, left, empty])
+    assert result.num_images == 1 and result.pixels == 24
+    assert len(result.ratios) == 1 and result.ratio_median == pytest.approx(1 / 3, rel=1e-5)
+    assert result.as_dict()["num_images"] == 1
+    with pytest.raises(ConfigError, match="no pixel of the region is in the ground truth"):
+        ev.evaluate_predictions(disps, gts, "dense", False, regions=[empty, left, empty])
+
+
+def test_region_errors_name_the_image():
+    gts = [np.ones((4, 4), np.float32), np.ones((5, 6), np.float32)]
+    disps = np.ones((2, 4, 4), np.float32)
+    with pytest.raises(ConfigError, match=r"region 1 has shape \(4, 4\).*shape \(5, 6\)"):
+        ev.evaluate_predictions(disps, gts, "dense", True, regions=[None, np.ones((4, 4), bool)])
+    with pytest.raises(ConfigError, match="1 region masks but 2"):
+        ev.evaluate_predictions(disps, gts, "dense", True, regions=[None])
+    with pytest.raises(ConfigError, match="region 0 must be a boolean mask"):
+        ev.evaluate_predictions(disps, gts, "dense", True, regions=[np.ones((4, 4)), None])
+
+
 def test_ragged_gt_round_trip_and_eval_on_varying_sizes(tmp_path):
     shapes = [(375, 1242), (370, 1226), (376, 1241)]
     values = [4.0, 8.0, 16.0]
@@ -277,6 +356,81 @@ def test_gt_export_fails_fast_on_missing_files(tree, tmp_path):
     with pytest.raises(MissingDataError, match=r"0000000099\.png.*#258"):
         ev.export_gt_depths(layout, absent, "eigen_benchmark", tmp_path / "b.npz")
     assert not (tmp_path / "e.npz").exists()
+
+
+def test_dense_gt_loads_the_eigen_benchmark_maps(tree, tmp_path, capsys):
+    root, split = tree
+    layout = KittiRawLayout(root)
+    items = read_split_file(split)
+    dense = ev.gt_depth_maps(layout, items, "dense")
+    for ours, theirs in zip(dense, ev.gt_depth_maps(layout, items, "eigen_benchmark"), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(MissingDataError, match=r"0000000099\.png.*depthhints synth"):
+        ev.gt_depth_maps(layout, [SplitItem(items[0].folder, 99, "l")], "dense")
+
+    gt_path = tmp_path / "dense.npz"  # end to end: export-gt and evaluate --eval-split dense
+    assert main(["export-gt", "--data-path", str(root), "--split", "dense", "--split-file",
+                 str(split), "--out", str(gt_path)]) == 0  # fmt: skip
+    with np.errstate(divide="ignore"):
+        disps = np.stack([np.where(g > 0, 5.4 / g, 1.0) for g in dense]).astype(np.float32)
+    np.save(tmp_path / "d.npy", disps)
+    out = tmp_path / "dense.json"
+    args = ["evaluate", "--eval-stereo", "--eval-split", "dense", "--ext-disp-to-eval",
+            str(tmp_path / "d.npy"), "--gt", str(gt_path), "--json", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["split"] == "dense" and report["metrics"]["abs_rel"] < 1e-6
+    expected = sum(int(ev.eval_mask(g, "dense").sum()) for g in dense)
+    assert report["pixels"] == expected < sum(int((g > 0).sum()) for g in dense)  # 80 m cap
+    assert "on dense" in capsys.readouterr().out
+
+
+def _drive_items(root):
+    folder = read_split_file(root / "splits" / "test_files.txt")[0].folder
+    frames = sorted(int(p.stem) for p in (root / folder / "semantic" / "image_02").glob("*.png"))
+    return [SplitItem(folder, frame, side) for frame in frames for side in "lr"]
+
+
+def test_class_masks_match_the_label_pngs(tree):
+    import cv2
+
+    root, _ = tree
+    layout = KittiRawLayout(root)
+    items = _drive_items(root)
+    masks = ev.class_masks(layout, items, ev.THIN_STRUCTURES)
+    assert len(masks) == len(items) and any(mask.any() for mask in masks)
+    poles = ev.class_masks(layout, items, ["pole"])
+    thin = [CLASSES["pole"], CLASSES["sign"]]
+    for item, mask, pole in zip(items, masks, poles, strict=True):
+        labels = cv2.imread(str(layout.semantic_path(item.folder, item.frame, item.side)), -1)
+        assert mask.dtype == bool and mask.shape == labels.shape == (128, 416)
+        np.testing.assert_array_equal(mask, np.isin(labels, thin))
+        np.testing.assert_array_equal(pole, labels == CLASSES["pole"])
+    gt = ev.gt_depth_maps(layout, items, "dense")  # usable as regions of the same items
+    disps = np.full((len(items), 64, 208), 0.1, np.float32)
+    result = ev.evaluate_predictions(disps, gt, "dense", True, regions=masks)
+    assert 0 < result.num_images <= len(items) and result.pixels <= sum(m.sum() for m in masks)
+
+
+def test_class_mask_errors(tree, tmp_path):
+    root, split = tree
+    layout = KittiRawLayout(root)
+    items = read_split_file(split)
+    with pytest.raises(ConfigError, match=r"\['tree'\].*'pole', 'sign'"):
+        ev.class_masks(layout, items, ["pole", "tree"])
+    absent = [SplitItem(items[0].folder, 99, "l")]
+    with pytest.raises(MissingDataError, match=r"0000000099\.png.*only in synthetic.*synth"):
+        ev.class_masks(layout, absent, ev.THIN_STRUCTURES)
+
+    broken = KittiRawLayout(tmp_path, image_ext=".png")
+    path = broken.semantic_path(items[0].folder, items[0].frame, "l")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a png")
+    with pytest.raises(DataFileError, match=str(path)):
+        ev.class_masks(broken, items[:1], ["sign"])
+    path.write_bytes(b"")
+    with pytest.raises(DataFileError, match=str(path)):
+        ev.class_masks(broken, items[:1], ["sign"])
 
 
 def _weights_folder(path, use_stereo=True):

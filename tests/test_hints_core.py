@@ -79,6 +79,7 @@ def _check_shared_parameters(matcher: cv2.StereoSGBM) -> None:
         ("parity", cv2.STEREO_SGBM_MODE_SGBM, MATCHER_SETTINGS[:8]),
         ("fast", cv2.STEREO_SGBM_MODE_SGBM, ((1, 160), (3, 160))),
         ("quality", cv2.STEREO_SGBM_MODE_HH, MATCHER_SETTINGS[:8]),
+        ("single", cv2.STEREO_SGBM_MODE_SGBM, ((3, 128),)),
     ],
 )
 def test_matcher_parameters(preset, cv_mode, settings):
@@ -88,6 +89,16 @@ def test_matcher_parameters(preset, cv_mode, settings):
         assert (matcher.getBlockSize(), matcher.getNumDisparities()) == (block, ndisp)
         assert matcher.getMode() == cv_mode
         _check_shared_parameters(matcher)
+
+
+def test_single_preset_is_one_published_matcher():
+    (matcher,) = make_matchers("single")
+    assert (matcher.getBlockSize(), matcher.getNumDisparities()) == (3, 128)
+    assert (3, 128) in MATCHER_SETTINGS
+    from hints_worker.actors import HintConfig  # imports Ray (starts nothing)
+
+    manifest = HintConfig(matchers="single").manifest("npy", ".")
+    assert manifest.config["candidates"]["settings"] == [[3, 128]]
 
 
 def test_unknown_modes_rejected():
@@ -218,6 +229,25 @@ def test_masked_mode_on_real_pair(real_pair, side):
     assert ((masked_hint > 0) == any_valid).all()
     same = parity_hint > 0
     np.testing.assert_array_equal(masked_hint[same], parity_hint[same])
+
+
+@pytest.mark.parametrize("fusion", ["parity", "masked"])
+def test_single_preset_hint_is_its_matcher_depth(fusion):
+    """With one candidate there is nothing to fuse: the hint is that matcher's depth where it
+    matched, and 0 (hint mask 0, as the dataset reads it) where it did not."""
+    left, right = _rgb(REFERENCE / "left_1024x320.png"), _rgb(REFERENCE / "right_1024x320.png")
+    result = fuse_pair(left, right, matcher_mode="single", mode=fusion)
+    (matcher,) = make_matchers("single")
+    for side, (base, other) in {"l": (left, right), "r": (right, left)}.items():
+        (depth,) = disparity_to_depth(
+            candidate_disparities(base, other, side, [matcher]), hint_fx()
+        )
+        hint, argmin = result[side]
+        valid = depth > 0
+        assert 0.5 < valid.mean() < 1  # the 128-pixel band at the edge has no match
+        np.testing.assert_array_equal(hint[valid], depth[valid])
+        np.testing.assert_array_equal(hint > 0, valid)
+        assert (argmin == 0).all()
 
 
 # --- oracle (b): a plain statement of SPEC §3.5 ------------------------------------------------

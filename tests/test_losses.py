@@ -393,3 +393,96 @@ def test_automask_noise_uses_the_global_rng_on_the_input_device():
     torch.manual_seed(5)
     b = compute_losses(inputs, outputs, config).scalars["loss"].item()
     assert a == b
+
+
+# --- hint_supervision -------------------------------------------------------------------------
+HINTS = dict(frame_ids=[0], use_stereo=True, use_depth_hints=True)
+NO_HINTS = dict(use_depth_hints=False)
+
+
+def _losses(inputs: dict, outputs: dict, config: TrainConfig, seed: int = 11):
+    torch.manual_seed(seed)  # the same auto-masking noise for every call
+    return compute_losses(inputs, outputs, config)
+
+
+@pytest.mark.parametrize("name", [name for name in CASES if CASES[name].get("use_depth_hints")])
+def test_default_hint_supervision_is_the_published_loss(name):
+    config = TrainConfig(height=32, width=32, scales=[0, 1, 2], **CASES[name])
+    inputs, outputs = _synthetic(config)
+    default = _losses(inputs, outputs, config)
+    explicit = _losses(inputs, outputs, config.replace(hint_supervision="hints"))
+    assert torch.equal(default.total, explicit.total)
+    for key, mask in default.masks.items():
+        assert torch.equal(mask, explicit.masks[key]), key
+
+
+def _grads(total: torch.Tensor, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    grads = torch.autograd.grad(total, tensors, allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for t, g in zip(tensors, grads, strict=True)]
+
+
+@pytest.mark.parametrize("smoothness", [0.0, 0.05])
+def test_hard_supervision_is_the_hint_term_alone(smoothness):
+    config = TrainConfig(
+        height=32,
+        width=32,
+        scales=[0, 1, 2],
+        hint_supervision="hard",
+        disparity_smoothness=smoothness,
+        **HINTS,
+    )
+    inputs, outputs = _synthetic(config)
+    warped = [outputs[("color", "s", s)].requires_grad_() for s in config.scales]
+    depths = [outputs[("depth", 0, s)].requires_grad_() for s in config.scales]
+    result = _losses(inputs, outputs, config)
+
+    hint, valid = inputs["depth_hint"], inputs["depth_hint_mask"]
+    expected = 0.0
+    for s, depth in zip(config.scales, depths, strict=True):
+        log_error = torch.log((depth.detach() - hint).abs() + 1)
+        term = float((log_error * valid).sum() / (valid.sum() + 1e-7))
+        smooth = float(smoothness_loss(outputs[("disp", s)], inputs[("color", 0, s)]))
+        expected += term + smoothness * smooth / 2**s
+        assert float(result.scalars[f"depth_hint_loss/{s}"]) == pytest.approx(term, rel=1e-6)
+        assert float(result.scalars[f"reproj_loss/{s}"]) > 0  # logged, not optimised
+        assert torch.equal(result.masks[f"depth_hint_pixels/{s}"], valid)
+    assert float(result.total.detach()) == pytest.approx(expected / len(config.scales), rel=1e-6)
+    grads = _grads(result.total, warped + depths)
+    assert all(g.abs().sum() == 0 for g in grads[: len(warped)])
+    assert all(g.abs().sum() > 0 for g in grads[len(warped) :])
+    # the published loss does train through the warped images
+    hinted = _losses(inputs, outputs, config.replace(hint_supervision="hints"))
+    assert all(g.abs().sum() > 0 for g in _grads(hinted.total, warped))
+
+
+def test_sum_supervision_uses_every_valid_hint_pixel():
+    """The hint reprojects better than the prediction on columns < 8 (see _synthetic), worse on
+    8–15, where the prediction's warp is perfect. With depth 3 everywhere and hint 1 on columns
+    3–7, 2 on 8–15 (0, invalid, on 0–2): "hints" sees |d − h| = 2 only, "sum" all 13 valid
+    columns: (5·log 3 + 8·log 2) / 13."""
+    config = TrainConfig(
+        height=32, width=32, scales=[0, 1], disparity_smoothness=0, hint_supervision="sum", **HINTS
+    )
+    inputs, outputs = _synthetic(config)
+    columns = torch.arange(W).view(1, 1, 1, W).expand(B, 1, H, W)
+    hint = torch.where(columns < 8, 1.0, 2.0).masked_fill(columns < 3, 0.0)
+    inputs["depth_hint"], inputs["depth_hint_mask"] = hint, (hint > 0).float()
+    for s in config.scales:
+        outputs[("depth", 0, s)] = torch.full((B, 1, H, W), 3.0)
+        warped = outputs[("color", "s", s)]
+        outputs[("color", "s", s)] = torch.where(columns >= 7, inputs[("color", 0, 0)], warped)
+
+    summed = _losses(inputs, outputs, config)
+    hinted = _losses(inputs, outputs, config.replace(hint_supervision="hints"))
+    no_hints = _losses(inputs, outputs, config.replace(hint_supervision="hints", **NO_HINTS))
+    expected_sum = (5 * math.log(3) + 8 * math.log(2)) / 13
+    for s in config.scales:
+        m_h = hinted.masks[f"depth_hint_pixels/{s}"]
+        assert m_h[..., 3:8].sum() > 0 and m_h[..., 8:].sum() == 0  # valid, but ignored
+        assert float(hinted.scalars[f"depth_hint_loss/{s}"]) == pytest.approx(math.log(3))
+        assert float(summed.scalars[f"depth_hint_loss/{s}"]) == pytest.approx(expected_sum)
+        assert torch.equal(summed.masks[f"depth_hint_pixels/{s}"], inputs["depth_hint_mask"])
+        # the photometric part is the one without hints (selection over [r, i] only)
+        assert torch.equal(summed.scalars[f"reproj_loss/{s}"], no_hints.scalars[f"reproj_loss/{s}"])
+        assert torch.equal(summed.masks[f"automask/{s}"], no_hints.masks[f"automask/{s}"])
+    assert float(summed.total) == pytest.approx(float(no_hints.total) + expected_sum, rel=1e-6)

@@ -7,6 +7,7 @@ The facts implemented here are in SPEC.md sections 1 (layout, splits), 2 (camera
     <root>/<date>/<drive>_sync/image_0{2,3}/data/%010d.{jpg,png}
     <root>/<date>/<drive>_sync/velodyne_points/data/%010d.bin
     <root>/<date>/<drive>_sync/proj_depth/groundtruth/image_0{2,3}/%010d.png
+    <root>/<date>/<drive>_sync/semantic/image_0{2,3}/%010d.png  (synthetic drives)
 """
 
 from __future__ import annotations
@@ -287,6 +288,11 @@ class KittiRawLayout:
         """<root>/<folder>/proj_depth/groundtruth/image_0{2|3}/<frame:010d>.png."""
         name = f"{int(frame):010d}.png"
         return self.resolve(folder) / "proj_depth" / "groundtruth" / self._camera_dir(side) / name
+
+    def semantic_path(self, folder: str, frame: int, side: str) -> Path:
+        """<root>/<folder>/semantic/image_0{2|3}/<frame:010d>.png (synthetic drives only)."""
+        name = f"{int(frame):010d}.png"
+        return self.resolve(folder) / "semantic" / self._camera_dir(side) / name
 
     def calib_dir(self, folder: str) -> Path:
         """<root>/<date>, the folder holding the calibration files of `folder`'s date."""

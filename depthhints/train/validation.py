@@ -4,9 +4,9 @@ The same prediction and scoring as ``depthhints evaluate`` (Lanczos-resized inpu
 post-processing, Garg crop and 80 m cap for ``eigen``), on ``eval_split_file``: a split file,
 or a bundled split name (``eigen``: its test part). On KITTI that is the Eigen test split with
 LiDAR GT (``eval_protocol: eigen``) or the annotated maps (``eigen_benchmark``); on a synthetic
-drive its dense GT (``eigen_benchmark``). Stereo-trained models are scaled by 5.4, mono ones
-per image by the median ratio, as in the reference evaluation. The GT maps are read once, when
-the run starts.
+drive its dense GT (``dense``: 80 m cap, no crop; or ``eigen_benchmark``: GT > 0). Stereo-trained
+models are scaled by 5.4, mono ones per image by the median ratio, as in the reference
+evaluation. The GT maps are read once, when the run starts.
 """
 
 from __future__ import annotations
