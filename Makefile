@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUIET_PIP := grep -v 'is ignored: it is neither a file nor a directory' || true
 
-.PHONY: venv demo ui test lint bench clean
+.PHONY: venv demo ui test lint bench ablation clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,9 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+ablation: $(STAMP)  # the hint ablation of docs/results.md (~80 min on 2 cores), and that page
+	$(BIN)/python experiments/ablation_synthetic.py --publish docs/results.md
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -167,10 +167,10 @@ def hint_quality(rows: Sequence[Mapping[str, float | str]]) -> bytes:
 
 
 def ablation_curves(
-    curves: Mapping[str, Sequence[Series]], metrics: Sequence[str], xlabel: str = "step"
+    curves: Mapping[str, Sequence[Series]], metrics: Mapping[str, str], xlabel: str = "step"
 ) -> bytes:
-    """One panel per metric; per variant the mean over its seeds (line) and their range
-    (band), seeds aligned by step."""
+    """One panel per metric ({name: title}); per variant the mean over its seeds (line) and
+    their range (band), seeds aligned by step."""
     figure, axes = plt.subplots(1, len(metrics), figsize=(5.4 * len(metrics), 3.6), squeeze=False)
     for axis, metric in zip(axes[0], metrics, strict=True):
         for index, (variant, runs) in enumerate(curves.items()):
@@ -198,7 +198,7 @@ def ablation_curves(
                     alpha=0.18,
                     linewidth=0,
                 )
-        axis.set_title(metric)
+        axis.set_title(metrics[metric], fontsize=10)
         axis.set_xlabel(xlabel)
         axis.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import ray
 import torch
@@ -41,11 +42,14 @@ from depthhints.data.benchmark import BENCHMARKS, BenchmarkData, prepare_benchma
 from depthhints.data.kitti import KittiRawLayout, load_image
 from depthhints.errors import ConfigError
 from depthhints.evaluate import (
+    MAX_DEPTH,
     METRICS,
+    MIN_DEPTH,
     STEREO_SCALE_FACTOR,
     THIN_STRUCTURES,
     EvalImageDataset,
     class_masks,
+    eval_mask,
     evaluate_predictions,
     gt_depth_maps,
     predict_disparities,
@@ -318,7 +322,8 @@ def write_results(
         "curves": out / "learning_curves.png",
         "error_maps": out / "error_maps.png",
     }
-    files["table_md"].write_text(results_markdown(table, data, preset, len(trials)))
+    steps = max((row["step"] for trial in trials for row in trial.curve), default=0)
+    files["table_md"].write_text(results_markdown(table, data, preset, len(trials), steps))
     files["table_json"].write_text(json.dumps(table, indent=2) + "\n")
     fields = sorted({key for line in table for key in line}, key=lambda k: (k != "variant", k))
     with files["table_csv"].open("w", newline="") as handle:
@@ -346,14 +351,23 @@ def write_results(
         ]
         for name in variants
     }
-    files["curves"].write_bytes(plots.ablation_curves(curves, ("abs_rel", "a1")))
-    files["error_maps"].write_bytes(error_maps(trials, data, shown, gt, plots))
+    titles = {
+        "abs_rel": "abs rel on the validation drive (lower is better)",
+        "a1": "δ<1.25 on the validation drive (higher is better)",
+    }
+    files["curves"].write_bytes(plots.ablation_curves(curves, titles))
+    files["error_maps"].write_bytes(plots.error_maps(error_map_rows(trials, data, shown, gt)))
     return files
 
 
-def error_maps(trials, data: BenchmarkData, shown: Sequence[int], gt, plots) -> bytes:
-    """Image, GT and the abs rel error of the first seed of ``no_hints`` and ``fused_parity``
-    (or of the first two variants run) on the same test frames."""
+def error_map_rows(
+    trials: Sequence[TrialResult],
+    data: BenchmarkData,
+    shown: Sequence[int],
+    gt: Sequence[np.ndarray],
+) -> list[dict[str, Any]]:
+    """Per shown test frame: image, GT and the abs rel error map of the first seed of
+    ``no_hints`` and ``fused_parity`` (or of the first two variants run)."""
     names = [v for v in (BASELINE, "fused_parity") if any(t.variant == v for t in trials)]
     names = names if len(names) == 2 else list(dict.fromkeys(t.variant for t in trials))[:2]
     first = {
@@ -364,30 +378,19 @@ def error_maps(trials, data: BenchmarkData, shown: Sequence[int], gt, plots) -> 
     rows = []
     for position, index in enumerate(shown):
         item = items[index]
-        depth = gt[index]
-        errors = {}
-        for name, trial in first.items():
-            disp = trial.shown_disparities[position]
-            errors[name] = relative_error(disp, depth)
-        rows.append(
-            {
-                "image": np.asarray(
-                    load_image(layout.image_path(item.folder, item.frame, item.side))
-                ),
-                "gt": depth,
-                "errors": errors,
-                "title": f"{item.folder.split('/')[-1]} frame {item.frame}",
-            }
-        )
-    return plots.error_maps(rows)
+        image = load_image(layout.image_path(item.folder, item.frame, item.side))
+        errors = {
+            name: relative_error(trial.shown_disparities[position], gt[index])
+            for name, trial in first.items()
+            if trial.shown_disparities is not None
+        }
+        title = f"{item.folder.split('/')[-1]} frame {item.frame}"
+        rows.append({"image": np.asarray(image), "gt": gt[index], "errors": errors, "title": title})
+    return rows
 
 
 def relative_error(disp: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """|pred − gt| / gt per GT pixel of the dense protocol (NaN elsewhere), pred in metres."""
-    import cv2
-
-    from depthhints.evaluate import MAX_DEPTH, MIN_DEPTH, eval_mask
-
     height, width = gt.shape
     disp = cv2.resize(disp.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
     with np.errstate(divide="ignore"):
@@ -399,12 +402,12 @@ def relative_error(disp: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def results_markdown(
-    table: Sequence[dict[str, Any]], data: BenchmarkData, preset: Preset, trials: int
+    table: Sequence[dict[str, Any]], data: BenchmarkData, preset: Preset, trials: int, steps: int
 ) -> str:
-    """The generated part of docs/results.md: set-up, both tables and the figures."""
+    """The generated part of docs/results.md: the set-up, the variants and both tables."""
     bench = data.benchmark
     budget = preset.budget
-    steps = "see the learning curves"
+    variants = dict.fromkeys(line["variant"] for line in table)
     return "\n".join(
         [
             f"Benchmark **{bench.name}** (synthetic generator v{bench.generator_version}, seed "
@@ -413,8 +416,10 @@ def results_markdown(
             f"{bench.drives - 1} validates, {bench.drives} is the held-out test drive; test "
             f"fingerprint `{data.fingerprint[:16]}`). Recipe: ResNet18 from scratch, stereo (S), "
             f"{budget['width']}×{budget['height']}, batch {budget['batch_size']}, Adam lr "
-            f"{budget['learning_rate']:g}, {budget['num_epochs']} epochs ({steps}); hints at "
+            f"{budget['learning_rate']:g}, {budget['num_epochs']} epochs ({steps} steps); hints at "
             f"{preset.hint_size[1]}×{preset.hint_size[0]}. {trials} trials.",
+            "",
+            *(f"- `{name}`: {VARIANTS[name].description}" for name in variants),
             "",
             "Test drive, all pixels (dense protocol: ×5.4, GT and prediction capped to "
             "1e-3..80 m, no crop); mean ± std over seeds; Δ from `no_hints` with a 95 % "

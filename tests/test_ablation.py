@@ -17,8 +17,11 @@ from depthhints.config import TrainConfig
 from depthhints.data.benchmark import (
     BENCHMARKS,
     BenchmarkMismatchWarning,
+    drive_fingerprint,
     prepare_benchmark,
 )
+from depthhints.data.kitti import KittiRawLayout
+from depthhints.data.synthetic import generate_drive, split_items
 from depthhints.errors import ConfigError
 from depthhints.evaluate import METRICS
 
@@ -44,6 +47,16 @@ def test_benchmark_regenerates_the_same_test_drive(smoke_benchmark, tmp_path):
     manifest = json.loads((again.root / "benchmark.json").read_text())
     assert manifest["test_fingerprint"] == again.fingerprint
     assert manifest["name"] == SMOKE.name and manifest["seed"] == SMOKE.seed
+
+
+def test_the_published_benchmark_renders_to_its_fingerprint(tmp_path):
+    """The generator still draws synthdrive-v1's test drive pixel for pixel (a change to the
+    generator must bump GENERATOR_VERSION); only the test drive is rendered (~20 s)."""
+    published = BENCHMARKS["synthdrive-v1"]
+    drives = published.dataset().drives()
+    generate_drive(tmp_path, drives[-1], workers=2)
+    items = split_items(drives)["test"]
+    assert drive_fingerprint(KittiRawLayout(tmp_path), items) == published.fingerprint
 
 
 def test_benchmark_refuses_a_tree_of_other_settings(smoke_benchmark):

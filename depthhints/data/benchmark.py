@@ -75,6 +75,7 @@ BENCHMARKS = {
         seed=1,
         drives=4,
         frames=100,
+        fingerprint="2b672ef03bf26f7734e2280956bad5882ba5b58bcaa4fbe6401c9c55b0b216c8",
     ),
     "synthdrive-smoke": Benchmark(
         "synthdrive-smoke", seed=1, drives=3, frames=6, width=416, height=128
@@ -124,7 +125,7 @@ def prepare_benchmark(root: str | Path, benchmark: Benchmark, workers: int = 1) 
     val = read_split_file(root / "splits" / "val_files.txt")
     write_split_file(root / "splits" / CURVE_SPLIT, [item for item in val if item.side == "l"])
     data = BenchmarkData(root, benchmark, "")
-    digest = test_fingerprint(KittiRawLayout(root), data.items("test"))
+    digest = drive_fingerprint(KittiRawLayout(root), data.items("test"))
     (root / MANIFEST).write_text(
         json.dumps({**benchmark.describe(), "test_fingerprint": digest}, indent=2) + "\n"
     )
@@ -140,7 +141,7 @@ def prepare_benchmark(root: str | Path, benchmark: Benchmark, workers: int = 1) 
     return BenchmarkData(root, benchmark, digest)
 
 
-def test_fingerprint(layout: KittiRawLayout, items: list[SplitItem]) -> str:
+def drive_fingerprint(layout: KittiRawLayout, items: list[SplitItem]) -> str:
     """SHA-256 over the decoded left image, GT depth and labels of every test item, in order."""
     digest = hashlib.sha256()
     for item in items:
