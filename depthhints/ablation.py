@@ -292,6 +292,23 @@ def markdown_table(table: Sequence[dict[str, Any]], region: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curve_table(trials: Sequence[TrialResult], variants: Sequence[str], metric: str) -> str:
+    """Markdown: the validation ``metric`` after each epoch, mean ± std over seeds."""
+    steps = sorted({row["step"] for t in trials for row in t.curve})
+    lines = ["| variant | " + " | ".join(f"step {s}" for s in steps) + " |"]
+    lines.append("|" + "---|" * (len(steps) + 1))
+    for name in variants:
+        runs = [{row["step"]: row[metric] for row in t.curve} for t in trials if t.variant == name]
+        cells = []
+        for step in steps:
+            values = [run[step] for run in runs if step in run]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.fmean(values):.3f} ± {spread:.3f}" if values else "")
+        if runs:
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _difference(line: dict[str, Any], metric: str) -> str:
     if f"{metric}_diff" not in line:
         return ""
@@ -323,7 +340,12 @@ def write_results(
         "error_maps": out / "error_maps.png",
     }
     steps = max((row["step"] for trial in trials for row in trial.curve), default=0)
-    files["table_md"].write_text(results_markdown(table, data, preset, len(trials), steps))
+    markdown = results_markdown(table, data, preset, len(trials), steps)
+    curves_md = curve_table(trials, variants, "abs_rel")
+    files["table_md"].write_text(
+        f"{markdown}\nValidation drive, abs rel after each epoch (mean ± std over seeds):\n\n"
+        f"{curves_md}"
+    )
     files["table_json"].write_text(json.dumps(table, indent=2) + "\n")
     fields = sorted({key for line in table for key in line}, key=lambda k: (k != "variant", k))
     with files["table_csv"].open("w", newline="") as handle:

@@ -117,6 +117,23 @@ def test_summary_gives_mean_std_and_the_difference_from_no_hints():
     assert f"{0.7 / 3 - 0.5:+.3f} [{low:+.3f}, {high:+.3f}]" in markdown
 
 
+def test_curve_table_averages_each_epoch_over_seeds():
+    trials = [
+        ablation.TrialResult(
+            "no_hints",
+            seed,
+            {},
+            [{"step": 98, "abs_rel": 0.4 + seed / 10}, {"step": 196, "abs_rel": 0.3}],
+            TrainConfig(),
+        )
+        for seed in range(3)
+    ]
+    table = ablation.curve_table(trials, ["no_hints", "fused_parity"], "abs_rel")
+    assert table.splitlines()[0] == "| variant | step 98 | step 196 |"
+    assert "| no_hints | 0.500 ± 0.100 | 0.300 ± 0.000 |" in table
+    assert "fused_parity" not in table  # not run: no row
+
+
 def test_relative_error_is_zero_for_the_truth_and_undefined_without_gt():
     gt = np.full((8, 12), 10.0, np.float32)
     gt[0, :] = 0  # sky
