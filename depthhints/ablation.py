@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import ray
 import torch
+from mlflow import MlflowClient
 from scipy import stats
 
 from depthhints.config import TrainConfig
@@ -56,7 +57,7 @@ from depthhints.evaluate import (
 )
 from depthhints.models import load_depth_net
 from depthhints.results import log_evaluation
-from depthhints.tracking import Tracker
+from depthhints.tracking import Tracker, login_hidden
 from depthhints.train.reporting import TrackingOptions, recorded_run_id
 from depthhints.train.trainer import init_ray
 from depthhints.tune import SweepOptions, apply_choices, sweep
@@ -530,24 +531,42 @@ def _log_trial(
     out: Path, sweep_name: str, tracking: TrackingOptions | None, trial: TrialResult
 ) -> None:
     """The trial's test scores as evaluation runs nested under its training run: protocol
-    ``dense`` (all pixels) and ``dense_thin`` (thin-structure pixels)."""
+    ``dense`` (all pixels) and ``dense_thin`` (thin-structure pixels); those already logged (a
+    resumed ablation) are not logged again."""
     tracking = tracking or TrackingOptions()
     training_run_id = recorded_run_id(trial.config)
     if not tracking.enabled or training_run_id is None:
         return
     uri = tracking.tracking_uri(TrainConfig(log_dir=str(out / "runs")))
+    logged = _logged_protocols(uri, tracking.experiment, training_run_id)
     for region, metrics in trial.scores.items():
+        protocol = "dense" if region == "all" else "dense_thin"
+        if protocol in logged:
+            continue
         log_evaluation(
             uri,
             tracking.experiment,
             trial.config,
-            "dense" if region == "all" else "dense_thin",
+            protocol,
             False,
             metrics,
             training_run_id,
             extra_params={"variant": trial.variant, "seed": trial.seed, "region": region},
             tags={"sweep": sweep_name},
         )
+
+
+def _logged_protocols(uri: str, experiment: str, training_run_id: str) -> set[str]:
+    """``eval_protocol`` of the evaluation runs already nested under a training run."""
+    client = MlflowClient(uri)
+    with login_hidden(uri):
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return set()
+        runs = client.search_runs(
+            [found.experiment_id], f"tags.mlflow.parentRunId = '{training_run_id}'"
+        )
+    return {run.data.params.get("eval_protocol", "") for run in runs}
 
 
 def _log_results(

@@ -179,24 +179,18 @@ def test_smoke_ablation_trains_scores_thin_structures_and_tracks(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     document = tmp_path / "results.md"
     document.write_text(f"# Results\n{ablation.DOCS_BEGIN}\n{ablation.DOCS_END}\n")
+    command = [sys.executable, "experiments/ablation_synthetic.py", "--preset", "smoke"]
+    command += ["--out", str(tmp_path / "out"), "--publish", str(document)]
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     done = subprocess.run(
-        [
-            sys.executable,
-            "experiments/ablation_synthetic.py",
-            "--preset",
-            "smoke",
-            "--out",
-            str(tmp_path / "out"),
-            "--publish",
-            str(document),
-        ],
-        cwd=REPO,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-        capture_output=True,
-        text=True,
-        timeout=900,
+        command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # resumed after the end: nothing trains again, nothing is logged twice
+    again = subprocess.run(
+        [*command, "--resume"], cwd=REPO, env=environment, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
     results = tmp_path / "out" / "results"
     table = json.loads((results / "table.json").read_text())
     assert {(row["variant"], row["region"]) for row in table} == {
@@ -226,6 +220,8 @@ def test_smoke_ablation_trains_scores_thin_structures_and_tracks(tmp_path):
         ("no_hints", "dense_thin"),
     ]
     sweep = next(r for r in runs if r.info.run_name == "ablation_smoke")
+    trained = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == sweep.info.run_id]
+    assert len(trained) == 2
     assert "fused_parity/thin/abs_rel" in sweep.data.metrics
     artifacts = {a.path for a in client.list_artifacts(sweep.info.run_id, "results")}
     assert "results/table.md" in artifacts and "results/error_maps.png" in artifacts
