@@ -167,10 +167,12 @@ def test_publish_rewrites_only_the_generated_section(tmp_path):
         ablation.publish_results(files, document)
 
 
-def test_unknown_variants_are_refused_before_anything_runs(smoke_benchmark, tmp_path):
-    preset = ablation.PRESETS["smoke"]
-    with pytest.raises(ConfigError, match=r"unknown variants.*choose from"):
-        ablation.variant_options(["no_hints", "magic"], preset, smoke_benchmark, {}, tmp_path)
+def test_unknown_variants_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown variants \['magic'\].*choose from"):
+        ablation.run_ablation("smoke", tmp_path / "out", variants=["no_hints", "magic"])
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="preset 'large'"):
+        ablation.run_ablation("large", tmp_path / "out")
 
 
 def test_smoke_ablation_trains_scores_thin_structures_and_tracks(tmp_path):
