@@ -22,6 +22,7 @@ their differences from ``no_hints`` with a 95 % Welch interval, the curves and e
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import shutil
@@ -119,6 +120,7 @@ class Preset:
     budget: dict[str, Any]
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     error_map_frames: int = 3
+    overrides: dict[str, Any] = field(default_factory=dict)  # set for one run (--set)
 
 
 PRESETS = {
@@ -290,6 +292,21 @@ def markdown_table(table: Sequence[dict[str, Any]], region: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_trial_table(trials: Sequence[TrialResult]) -> str:
+    """Markdown: every trial's test abs rel and δ<1.25, on all and on thin-structure pixels."""
+    lines = [
+        "| variant | seed | abs rel | δ<1.25 | thin abs rel | thin δ<1.25 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in trials:
+        full, thin = t.scores["all"], t.scores["thin"]
+        lines.append(
+            f"| {t.variant} | {t.seed} | {full['abs_rel']:.3f} | {full['a1']:.3f} "
+            f"| {thin['abs_rel']:.3f} | {thin['a1']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def curve_table(trials: Sequence[TrialResult], variants: Sequence[str], metric: str) -> str:
     """Markdown: the validation ``metric`` after each epoch, mean ± std over seeds."""
     steps = sorted({row["step"] for t in trials for row in t.curve})
@@ -338,11 +355,18 @@ def write_results(
         "error_maps": out / "error_maps.png",
     }
     steps = max((row["step"] for trial in trials for row in trial.curve), default=0)
-    markdown = results_markdown(table, data, preset, len(trials), steps)
-    curves_md = curve_table(trials, variants, "abs_rel")
     files["table_md"].write_text(
-        f"{markdown}\nValidation drive, abs rel after each epoch (mean ± std over seeds):\n\n"
-        f"{curves_md}"
+        "\n".join(
+            [
+                results_markdown(table, data, preset, len(trials), steps),
+                "Every trial (test drive):",
+                "",
+                per_trial_table(trials),
+                "Validation drive, abs rel after each epoch (mean ± std over seeds):",
+                "",
+                curve_table(trials, variants, "abs_rel"),
+            ]
+        )
     )
     files["table_json"].write_text(json.dumps(table, indent=2) + "\n")
     fields = sorted({key for line in table for key in line}, key=lambda k: (k != "variant", k))
@@ -428,8 +452,10 @@ def results_markdown(
     bench = data.benchmark
     budget = preset.budget
     variants = dict.fromkeys(line["variant"] for line in table)
+    changed = ", ".join(f"{key}={value}" for key, value in preset.overrides.items())
     return "\n".join(
         [
+            *([f"**Changed for this run**: {changed}.", ""] if changed else []),
             f"Benchmark **{bench.name}** (synthetic generator v{bench.generator_version}, seed "
             f"{bench.seed}: {bench.drives} drives of {bench.frames} frames at "
             f"{bench.width}×{bench.height}; drives 1–{bench.drives - 2} train, "
@@ -463,16 +489,24 @@ def run_ablation(
     tracking: TrackingOptions | None = None,
     resume: bool = False,
     publish: Path | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Path], list[str]]:
     """Prepare the benchmark and hints, run the sweep, evaluate, write (and log) the results.
 
     Returns the summary table, the files written and the failed trials (the table holds the
     others). ``data_root``: where the benchmark lives (default ``<out>/<benchmark name>``);
-    ``publish``: a Markdown file whose generated section (and figures beside it) to rewrite.
+    ``publish``: a Markdown file whose generated section (and figures beside it) to rewrite;
+    ``overrides``: training options that replace the preset's for every variant (a
+    sensitivity run, e.g. another learning rate).
     """
     if preset_name not in PRESETS:
         raise ConfigError(f"preset {preset_name!r}: use one of {list(PRESETS)}")
     preset = PRESETS[preset_name]
+    if overrides:
+        TrainConfig.from_dict({**RECIPE, **preset.budget, **overrides}, "--set")  # fail now
+        preset = dataclasses.replace(
+            preset, budget={**preset.budget, **overrides}, overrides=overrides
+        )
     names = list(variants or preset.variants)
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from depthhints.ablation import PRESETS, VARIANTS, run_ablation
-from depthhints.errors import DepthHintsError
+from depthhints.errors import ConfigError, DepthHintsError
 from depthhints.train.reporting import TrackingOptions
 from depthhints.train.trainer import RayOptions
-from depthhints.tune import SweepOptions
+from depthhints.tune import SweepOptions, parse_space
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,6 +35,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="default: outputs/ablation_<preset>")
     parser.add_argument("--data", type=Path, help="benchmark folder (default: under --out)")
     parser.add_argument("--publish", type=Path, help="Markdown to update (docs/results.md)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a training option for every variant (a sensitivity run, e.g. learning_rate=3e-4)",
+    )
     parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once")
     parser.add_argument("--workers-per-trial", type=int, default=1)
     parser.add_argument("--gpus", action="store_true", help="one GPU per Train worker")
@@ -45,6 +53,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.seeds is not None and args.seeds < 1:
         parser.error("--seeds must be at least 1")
     return args
+
+
+def overrides(items: list[str]) -> dict[str, Any]:
+    """``["learning_rate=3e-4"]`` → {"learning_rate": 0.0003} (YAML values, one each)."""
+    values = {}
+    for name, choices in parse_space(items).items():
+        if len(choices) != 1:
+            raise ConfigError(f"--set {name}: give one value, got {choices}")
+        values[name] = choices[0]
+    return values
 
 
 def main(argv: list[str]) -> int:
@@ -64,6 +82,7 @@ def main(argv: list[str]) -> int:
             tracking=TrackingOptions(enabled=not args.no_tracking, uri=args.tracking_uri),
             resume=args.resume,
             publish=args.publish,
+            overrides=overrides(args.set),
         )
     except DepthHintsError as error:
         print(f"error: {error}", file=sys.stderr)
