@@ -503,7 +503,8 @@ def run_ablation(
         raise ConfigError(f"preset {preset_name!r}: use one of {list(PRESETS)}")
     preset = PRESETS[preset_name]
     if overrides:
-        TrainConfig.from_dict({**RECIPE, **preset.budget, **overrides}, "--set")  # fail now
+        checked = TrainConfig.from_dict({**RECIPE, **preset.budget, **overrides}, "--set")
+        overrides = {name: getattr(checked, name) for name in overrides}  # typed values
         preset = dataclasses.replace(
             preset, budget={**preset.budget, **overrides}, overrides=overrides
         )

@@ -112,6 +112,8 @@ def test_summary_gives_mean_std_and_the_difference_from_no_hints():
     assert (hints["abs_rel_diff_low"], hints["abs_rel_diff_high"]) == (low, high)
     assert table[3]["abs_rel_diff"] == pytest.approx(2 * (0.7 / 3 - 0.5))
     assert "abs_rel_diff" not in table[0]
+    per_trial = ablation.per_trial_table(trials)
+    assert "| fused_parity | 2 | 0.300 | 0.300 | 0.600 | 0.600 |" in per_trial
     markdown = ablation.markdown_table(table, "all")
     assert "| fused_parity | 3 | 0.233 ± 0.058 |" in markdown
     assert f"{0.7 / 3 - 0.5:+.3f} [{low:+.3f}, {high:+.3f}]" in markdown
@@ -173,6 +175,11 @@ def test_unknown_variants_are_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="preset 'large'"):
         ablation.run_ablation("large", tmp_path / "out")
+    with pytest.raises(ConfigError, match=r"--set.*learning_rate"):
+        ablation.run_ablation("smoke", tmp_path / "out", overrides={"learning_rate": "fast"})
+    with pytest.raises(ConfigError, match=r"--set.*unknown option.*'lr'.*learning_rate"):
+        ablation.run_ablation("smoke", tmp_path / "out", overrides={"lr": 0.1})
+    assert not (tmp_path / "out").exists()
 
 
 def test_smoke_ablation_trains_scores_thin_structures_and_tracks(tmp_path):
