@@ -58,10 +58,10 @@ from depthhints.evaluate import (
 )
 from depthhints.models import load_depth_net
 from depthhints.results import log_evaluation
-from depthhints.tracking import Tracker, login_hidden
+from depthhints.tracking import login_hidden
 from depthhints.train.reporting import TrackingOptions, recorded_run_id
 from depthhints.train.trainer import init_ray
-from depthhints.tune import SweepOptions, apply_choices, sweep
+from depthhints.tune import SweepOptions, apply_choices, reopen_sweep_run, sweep
 from hints_worker.actors import HintConfig, precompute_hints
 
 REGIONS = ("all", "thin")
@@ -610,17 +610,9 @@ def _log_results(
     table: Sequence[dict[str, Any]],
 ) -> None:
     """The results folder and per-variant means on the sweep's MLflow run."""
-    tracking = tracking or TrackingOptions()
-    run_file = out / "runs" / f"sweep_{sweep_name}" / "mlflow_run.json"
-    if not tracking.enabled or not run_file.is_file():
+    tracker = reopen_sweep_run(out / "runs", sweep_name, tracking)
+    if tracker is None:
         return
-    config = TrainConfig(log_dir=str(out / "runs"))
-    tracker = Tracker.start(
-        tracking.tracking_uri(config),
-        tracking.experiment,
-        run_id=json.loads(run_file.read_text())["run_id"],
-        fallback_dir=run_file.parent,
-    )
     for path in files.values():
         tracker.log_artifact(path, "results")
     tracker.log_metrics(

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -343,28 +344,21 @@ def _train_on_ray(config, args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from depthhints.config import config_from_args
-    from depthhints.train.trainer import RayOptions
-    from depthhints.tune import SweepOptions, parse_space, sweep, trial_table
+    from depthhints.tune import parse_space, sweep, trial_table
 
     base = config_from_args(args)
-    options = SweepOptions(
+    options, tracking = trial_options(
+        args,
         name=args.name,
         search=args.search,
         num_samples=args.num_samples,
-        max_concurrent_trials=args.max_concurrent,
         asha=args.asha,
         metric=args.metric,
         storage_path=args.storage_path,
         hint_stores=_hint_stores(args.hint_store or []),
-        ray=RayOptions(
-            num_workers=args.workers_per_trial,
-            use_gpu=args.gpus,
-            max_failures=args.max_failures,
-            address=args.address,
-        ),
     )
     space = parse_space(args.space)
-    grid = sweep(base, space, options, _tracking_options(args), resume=args.resume)
+    grid = sweep(base, space, options, tracking, resume=args.resume)
     metric = options.metric or ("eval/abs_rel" if base.eval_split_file else "loss")
     rows = trial_table(grid, metric)
     names = [*space, "status", metric]
@@ -456,6 +450,39 @@ def _add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     tracking.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
 
 
+def add_trial_arguments(parser: argparse.ArgumentParser, max_concurrent: int = 1) -> None:
+    """The flags of every command that runs a Tune sweep: trials at once, Ray Train workers
+    per trial, GPUs, the Ray cluster, resuming, and MLflow (see :func:`trial_options`)."""
+    parser.add_argument(
+        "--max-concurrent", type=_positive_int, default=max_concurrent, help="trials at once"
+    )
+    parser.add_argument(
+        "--workers-per-trial", type=_positive_int, default=1, help="Ray Train workers per trial"
+    )
+    parser.add_argument("--gpus", action="store_true", help="one GPU per Train worker")
+    parser.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run (Tuner.restore)"
+    )
+    _add_tracking_arguments(parser)
+
+
+def trial_options(args: argparse.Namespace, **sweep: Any):
+    """(SweepOptions, TrackingOptions) from :func:`add_trial_arguments`' flags; ``sweep``: more
+    SweepOptions fields."""
+    from depthhints.train.trainer import RayOptions
+    from depthhints.tune import SweepOptions
+
+    ray_options = RayOptions(
+        num_workers=args.workers_per_trial,
+        use_gpu=args.gpus,
+        address=args.address,
+        max_failures=getattr(args, "max_failures", RayOptions.max_failures),
+    )
+    options = SweepOptions(max_concurrent_trials=args.max_concurrent, ray=ray_options, **sweep)
+    return options, _tracking_options(args)
+
+
 def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
     from depthhints.config import add_config_arguments
 
@@ -475,23 +502,14 @@ def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument(
         "--num-samples", type=_positive_int, default=1, help="grid repeats / random trials"
     )
-    sweep.add_argument("--max-concurrent", type=_positive_int, default=1, help="trials at once")
     sweep.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA)")
     sweep.add_argument("--metric", help="default: eval/abs_rel with an eval split, else loss")
     sweep.add_argument(
         "--hint-store", action="append", help="MODE=FOLDER: the store of a hint_mode value"
     )
-    sweep.add_argument(
-        "--workers-per-trial", type=_positive_int, default=1, help="Ray Train workers per trial"
-    )
-    sweep.add_argument("--gpus", action="store_true", help="one GPU per Train worker")
     sweep.add_argument("--max-failures", type=int, default=2, help="worker-group restarts")
     sweep.add_argument("--storage-path", help="Tune results (default <log_dir>/tune)")
-    sweep.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
-    sweep.add_argument(
-        "--resume", action="store_true", help="continue the sweep of this --name (Tuner.restore)"
-    )
-    _add_tracking_arguments(sweep)
+    add_trial_arguments(sweep)
     add_config_arguments(sweep)
     sweep.set_defaults(func=cmd_sweep)
 

@@ -41,7 +41,7 @@ from depthhints.samples import sample_frames, save_samples
 from depthhints.tracking import Tracker
 from depthhints.train.reporting import TrackingOptions, recorded_run_id
 from depthhints.train.trainer import init_ray
-from depthhints.tune import SweepOptions, sweep
+from depthhints.tune import SweepOptions, reopen_sweep_run, sweep, sweep_run_file
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 # SPEC §6.1 (KITTI Eigen test, LiDAR GT, ×5.4, post-processed)
@@ -329,7 +329,7 @@ def _log_results(
     if not tracking.enabled or training_run_id is None:
         return
     uri = tracking.tracking_uri(TrainConfig(log_dir=str(out / "runs")))
-    sweep_file = out / "runs" / f"sweep_{name}" / "mlflow_run.json"
+    sweep_file = sweep_run_file(out / "runs", name)
     sweep_run_id = json.loads(sweep_file.read_text())["run_id"] if sweep_file.is_file() else ""
     for key, metrics in scores.items():
         protocol, post_process = key.removesuffix("_pp"), key.endswith("_pp")
@@ -359,17 +359,9 @@ def _log_table(
     table: list[dict[str, Any]],
 ) -> None:
     """The table files and per-row metrics on the sweep's MLflow run."""
-    tracking = tracking or TrackingOptions()
-    run_file = out / "runs" / f"sweep_{name}" / "mlflow_run.json"
-    if not tracking.enabled or not run_file.is_file():
+    tracker = reopen_sweep_run(out / "runs", name, tracking)
+    if tracker is None:
         return
-    config = TrainConfig(log_dir=str(out / "runs"))
-    tracker = Tracker.start(
-        tracking.tracking_uri(config),
-        tracking.experiment,
-        run_id=json.loads(run_file.read_text())["run_id"],
-        fallback_dir=run_file.parent,
-    )
     for path in files.values():
         tracker.log_artifact(path, "table")
     metrics = {

@@ -134,9 +134,7 @@ def default_tracking_uri(output_dir: str | os.PathLike) -> str:
     )
 
 
-def ensure_experiment(
-    client: MlflowClient, name: str, artifact_location: str | None = None
-) -> str:
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
     """The id of experiment ``name``, created (or restored from the bin) when needed."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:

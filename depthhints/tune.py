@@ -279,6 +279,28 @@ def trial_table(grid: tune.ResultGrid, metric: str) -> list[dict[str, Any]]:
     return rows
 
 
+def sweep_run_file(log_dir: str | Path, name: str) -> Path:
+    """Where sweep ``name`` keeps its MLflow parent run's id."""
+    return Path(log_dir) / f"sweep_{name}" / "mlflow_run.json"
+
+
+def reopen_sweep_run(
+    log_dir: str | Path, name: str, tracking: TrackingOptions | None
+) -> Tracker | None:
+    """Sweep ``name``'s MLflow parent run, continued (to add results after the trials); None
+    without tracking or when the sweep made no run."""
+    tracking = tracking or TrackingOptions()
+    run_file = sweep_run_file(log_dir, name)
+    if not tracking.enabled or not run_file.is_file():
+        return None
+    return Tracker.start(
+        tracking.tracking_uri(TrainConfig(log_dir=str(log_dir))),
+        tracking.experiment,
+        run_id=json.loads(run_file.read_text())["run_id"],
+        fallback_dir=run_file.parent,
+    )
+
+
 def _parent_run(
     base: TrainConfig,
     space: Mapping[str, Sequence[Any]],
@@ -289,8 +311,8 @@ def _parent_run(
 ) -> Tracker | NullTracker:
     if not tracking.enabled:
         return NullTracker()
-    folder = Path(base.log_dir) / f"sweep_{options.name}"
-    run_file = folder / "mlflow_run.json"
+    run_file = sweep_run_file(base.log_dir, options.name)
+    folder = run_file.parent
     run_id = json.loads(run_file.read_text())["run_id"] if resume and run_file.is_file() else None
     parent = Tracker.start(
         tracking.tracking_uri(base),

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from depthhints.ablation import PRESETS, VARIANTS, run_ablation
+from depthhints.cli import add_trial_arguments, trial_options
 from depthhints.errors import ConfigError, DepthHintsError
-from depthhints.train.reporting import TrackingOptions
-from depthhints.train.trainer import RayOptions
-from depthhints.tune import SweepOptions, parse_space
+from depthhints.tune import parse_space
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -42,13 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="OPTION=VALUE",
         help="a training option for every variant (a sensitivity run, e.g. learning_rate=3e-4)",
     )
-    parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once")
-    parser.add_argument("--workers-per-trial", type=int, default=1)
-    parser.add_argument("--gpus", action="store_true", help="one GPU per Train worker")
-    parser.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted ablation")
-    parser.add_argument("--tracking-uri", help="MLflow store or server")
-    parser.add_argument("--no-tracking", action="store_true")
+    add_trial_arguments(parser, max_concurrent=2)
     args = parser.parse_args(argv)
     if args.seeds is not None and args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -67,10 +60,7 @@ def overrides(items: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    options = SweepOptions(
-        max_concurrent_trials=args.max_concurrent,
-        ray=RayOptions(num_workers=args.workers_per_trial, use_gpu=args.gpus, address=args.address),
-    )
+    options, tracking = trial_options(args)
     try:
         table, files, failed = run_ablation(
             args.preset,
@@ -79,7 +69,7 @@ def main(argv: list[str]) -> int:
             variants=args.variants,
             seeds=args.seeds,
             options=options,
-            tracking=TrackingOptions(enabled=not args.no_tracking, uri=args.tracking_uri),
+            tracking=tracking,
             resume=args.resume,
             publish=args.publish,
             overrides=overrides(args.set),

@@ -17,11 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from depthhints.cli import add_trial_arguments, trial_options
 from depthhints.errors import DepthHintsError
 from depthhints.reproduce import PAPER, PRESETS, reproduce
-from depthhints.train.reporting import TrackingOptions
-from depthhints.train.trainer import RayOptions
-from depthhints.tune import SweepOptions
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,23 +30,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=1, help="runs per row (mean ± std)")
     parser.add_argument("--baselines", action="store_true", help="also each row without hints")
     parser.add_argument("--out", type=Path, help="default: outputs/table_<preset>")
-    parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once")
-    parser.add_argument("--workers-per-trial", type=int, default=1)
-    parser.add_argument("--gpus", action="store_true", help="one GPU per Train worker")
-    parser.add_argument("--address", help="an existing Ray cluster (e.g. 'auto')")
     parser.add_argument("--weights-path", help="ImageNet weights for the pretrained rows")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted table")
-    parser.add_argument("--tracking-uri", help="MLflow store or server")
-    parser.add_argument("--no-tracking", action="store_true")
+    add_trial_arguments(parser, max_concurrent=2)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    options = SweepOptions(
-        max_concurrent_trials=args.max_concurrent,
-        ray=RayOptions(num_workers=args.workers_per_trial, use_gpu=args.gpus, address=args.address),
-    )
+    options, tracking = trial_options(args)
     try:
         table, files, failed = reproduce(
             args.preset,
@@ -58,7 +47,7 @@ def main(argv: list[str]) -> int:
             seeds=args.seeds,
             baselines=args.baselines,
             options=options,
-            tracking=TrackingOptions(enabled=not args.no_tracking, uri=args.tracking_uri),
+            tracking=tracking,
             resume=args.resume,
             overrides={"weights_path": args.weights_path} if args.weights_path else None,
         )
