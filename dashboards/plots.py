@@ -167,37 +167,33 @@ def hint_quality(rows: Sequence[Mapping[str, float | str]]) -> bytes:
 
 
 def ablation_curves(
-    curves: Mapping[str, Sequence[Series]], metrics: Mapping[str, str], xlabel: str = "step"
+    curves: Mapping[str, Sequence[Series]],
+    metrics: Mapping[str, str],
+    xlabel: str = "step",
+    log_scale: Sequence[str] = (),
 ) -> bytes:
-    """One panel per metric ({name: title}); per variant the mean over its seeds (line) and
-    their range (band), seeds aligned by step."""
+    """One panel per metric ({name: title}); one line per run, coloured by its variant: a mean
+    would hide a run that failed (``log_scale``: metrics shown on a log axis)."""
     figure, axes = plt.subplots(1, len(metrics), figsize=(5.4 * len(metrics), 3.6), squeeze=False)
     for axis, metric in zip(axes[0], metrics, strict=True):
         for index, (variant, runs) in enumerate(curves.items()):
-            steps = sorted({step for run in runs for step, _ in run.get(metric, [])})
-            if not steps:
-                continue
-            values = np.array(
-                [[dict(run.get(metric, [])).get(step, np.nan) for step in steps] for run in runs]
-            )
-            color = OKABE_ITO[index % len(OKABE_ITO)]
-            axis.plot(
-                steps,
-                np.nanmean(values, 0),
-                color=color,
-                marker="o",
-                markersize=3,
-                label=f"{variant} (n={len(runs)})",
-            )
-            if len(runs) > 1:
-                axis.fill_between(
+            for number, run in enumerate(runs):
+                points = run.get(metric, [])
+                if not points:
+                    continue
+                steps, values = zip(*points, strict=True)
+                axis.plot(
                     steps,
-                    np.nanmin(values, 0),
-                    np.nanmax(values, 0),
-                    color=color,
-                    alpha=0.18,
-                    linewidth=0,
+                    values,
+                    color=OKABE_ITO[index % len(OKABE_ITO)],
+                    marker="o",
+                    markersize=2.5,
+                    linewidth=1.1,
+                    alpha=0.85,
+                    label=f"{variant} (n={len(runs)})" if number == 0 else None,
                 )
+        if metric in log_scale:
+            axis.set_yscale("log")
         axis.set_title(metrics[metric], fontsize=10)
         axis.set_xlabel(xlabel)
         axis.grid(alpha=0.3)

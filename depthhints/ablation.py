@@ -396,10 +396,10 @@ def write_results(
         for name in variants
     }
     titles = {
-        "abs_rel": "abs rel on the validation drive (lower is better)",
+        "abs_rel": "abs rel on the validation drive (log scale; lower is better)",
         "a1": "δ<1.25 on the validation drive (higher is better)",
     }
-    files["curves"].write_bytes(plots.ablation_curves(curves, titles))
+    files["curves"].write_bytes(plots.ablation_curves(curves, titles, log_scale=("abs_rel",)))
     files["error_maps"].write_bytes(plots.error_maps(error_map_rows(trials, data, shown, gt)))
     return files
 
@@ -428,7 +428,7 @@ def error_map_rows(
             for name, trial in first.items()
             if trial.shown_disparities is not None
         }
-        title = f"{item.folder.split('/')[-1]} frame {item.frame}"
+        title = f"test frame {item.frame}"
         rows.append({"image": np.asarray(image), "gt": gt[index], "errors": errors, "title": title})
     return rows
 
