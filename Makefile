@@ -33,7 +33,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-ablation: $(STAMP)  # the hint ablation of docs/results.md (~80 min on 2 cores), and that page
+ablation: $(STAMP)  # the hint ablation of docs/results.md (~100 min on 2 cores), and that page
 	$(BIN)/python experiments/ablation_synthetic.py --publish docs/results.md
 
 clean:

@@ -125,7 +125,7 @@ class Preset:
 
 PRESETS = {
     # 2 drives × 98 frames × 2 sides = 392 images; 6 epochs of 98 steps: ~10 min a trial on one
-    # core, 2 at a time on 2 cores (15 trials ≈ 80 min)
+    # core, 2 at a time on 2 cores (15 trials ≈ 100 min)
     "benchmark": Preset(
         benchmark="synthdrive-v1",
         seeds=3,
