@@ -27,6 +27,8 @@ HINT_SUPERVISION = ("hints", "sum", "hard")
 POSE_MODEL_TYPES = ("separate_resnet", "posecnn", "shared")
 POSE_MODEL_INPUTS = ("pairs", "all")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+LOADERS = ("reference", "cache")
 EVAL_PROTOCOLS = ("eigen", "eigen_benchmark", "dense")  # = depthhints.evaluate.GT_SPLITS
 
 
@@ -73,6 +75,12 @@ class TrainConfig:
     num_workers: int = 2
     seed: int = 0  # ours: seeds initialisation, shuffling and augmentation
     load_gt: bool = False  # ours: LiDAR GT per sample for monitoring metrics (costly, P-12)
+    # speed (ours; the defaults are the published computation)
+    precision: str = "fp32"  # bf16: the networks under bf16 autocast; view synthesis, losses fp32
+    channels_last: bool = False  # networks and their inputs in channels-last memory format
+    compile: bool = False  # torch.compile the networks (the first steps pay the compilation)
+    loader: str = "reference"  # cache: a one-time pyramid cache; flip, jitter, hints on the device
+    cache_dir: str | None = None  # the training cache's folder (None → <log_dir>/training_cache)
     # validation (ours): Eigen-protocol metrics after every epoch on a split with ground truth
     eval_split_file: str | None = None  # a split file or bundled name (eigen); None: none
     eval_protocol: str = "eigen"  # eigen: LiDAR; eigen_benchmark: annotated GT; dense: synthetic
@@ -97,6 +105,10 @@ class TrainConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.log_dir) / self.model_name
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir or Path(self.log_dir) / "training_cache")
 
     @property
     def hint_path(self) -> Path:
@@ -185,6 +197,15 @@ class TrainConfig:
                 f"eval_protocol={self.eval_protocol!r}: use one of {EVAL_PROTOCOLS}",
             ),
             (self.num_workers >= 0, "num_workers must be ≥ 0"),
+            (
+                self.precision in PRECISIONS,
+                f"precision={self.precision!r}: use one of {PRECISIONS}",
+            ),
+            (self.loader in LOADERS, f"loader={self.loader!r}: use one of {LOADERS}"),
+            (
+                not (self.loader == "cache" and self.load_gt),
+                "load_gt needs loader: reference (the training cache holds no LiDAR scans)",
+            ),
             (self.log_frequency >= 1 and self.save_frequency >= 1, "frequencies must be ≥ 1"),
             (self.checkpoint_steps >= 0, "checkpoint_steps must be ≥ 0 (0: at epoch ends)"),
         ]

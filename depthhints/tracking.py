@@ -5,7 +5,9 @@ Where runs go: ``default_tracking_uri(output_dir)`` is an embedded SQLite store
 an explicit ``--tracking-uri`` wins over both. New experiments on a SQLite store keep their
 artifacts in ``<db folder>/mlartifacts``. Both are absolute paths, never relative to the cwd (a
 Ray worker runs in another cwd than the driver). Only ``mlflow.MlflowClient`` is used: no global
-active run, so a tracker is safe inside a Ray worker next to other MLflow users.
+active run, so a tracker is safe inside a Ray worker next to other MLflow users. MLflow is
+imported only once a ``Tracker`` is created: ``NullTracker`` (``--no-tracking``) and the URI
+helpers work without it installed.
 
 Resilience: a tracking server that is down at start or goes down mid-run never stops training
 and loses no record.
@@ -67,11 +69,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
+
+from depthhints.errors import ConfigError
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
     from depthhints.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -140,7 +143,7 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
     if experiment is None:
         try:
             return client.create_experiment(name, artifact_location=artifact_location)
-        except MlflowException:  # created meanwhile by another process?
+        except _mlflow_exception():  # created meanwhile by another process?
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 raise
@@ -294,6 +297,14 @@ class Tracker(_Base):
         retry_interval: float = RETRY_INTERVAL_S,
         reopen: bool = False,
     ):
+        try:
+            from mlflow import MlflowClient
+        except ModuleNotFoundError:
+            raise ConfigError(
+                "MLflow is not installed here: install it (pip install mlflow) or train with "
+                "--no-tracking"
+            ) from None
+
         self._header = header  # the run's identity, line 1 of the journal
         self._journal = journal
         self._pending = pending or []
@@ -544,11 +555,13 @@ class Tracker(_Base):
             self._rewrite_journal()  # (the last case only removes a journal left with no records)
 
     def _connect(self) -> None:
+        from mlflow.entities import RunTag
+
         header, client = self._header, self._client
         if header["run_id"] is not None:
             try:
                 run = client.get_run(header["run_id"])
-            except MlflowException as error:
+            except _mlflow_exception() as error:
                 if _transient(error):
                     raise
                 log.warning(
@@ -597,6 +610,8 @@ class Tracker(_Base):
                 self._deliver([single])
 
     def _send(self, records: list[dict[str, Any]]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
         run_id, client = self._header["run_id"], self._client
         first = records[0]
         if first["op"] == "artifact":
@@ -704,9 +719,16 @@ class _Permanent(Exception):
     """A record that can never be delivered (its local file vanished)."""
 
 
+def _mlflow_exception() -> type[Exception]:
+    """``mlflow.exceptions.MlflowException``, imported when first needed."""
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
+
+
 def _transient(error: Exception) -> bool:
     """Worth retrying later: connection failures, timeouts, 5xx, 408/429, a locked database."""
-    if isinstance(error, MlflowException):
+    if isinstance(error, _mlflow_exception()):
         status = error.get_http_status_code()
         return status >= 500 or status in (408, 429)
     return not isinstance(error, _Permanent | TypeError | ValueError)

@@ -14,12 +14,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from depthhints.config import TrainConfig
+from depthhints.data.cache import CachedDataset, CacheSpec, TrainingCache, open_cache
 from depthhints.data.dataset import MonoDataset
 from depthhints.data.kitti import KittiRawLayout, SplitItem, read_split_file, split_file
 from depthhints.errors import ConfigError, MissingDataError
+from depthhints.train.step import batch_to_device
 from hints_worker.store import HintStore, open_store
 
 MISSING_SHOWN = 5
+NUM_SCALES = 4
 
 
 def split_paths(config: TrainConfig) -> dict[str, Path]:
@@ -59,7 +62,7 @@ def build_dataset(
         config.height,
         config.width,
         frame_ids=config.all_frame_ids,
-        num_scales=4,
+        num_scales=NUM_SCALES,
         is_train=is_train,
         hint_store=store,
         load_gt=config.load_gt,
@@ -78,7 +81,8 @@ def build_dataset(
 
 
 def build_datasets(config: TrainConfig) -> tuple[MonoDataset, MonoDataset]:
-    """Train (augmented) and val datasets of the configured split, checked for missing files."""
+    """Train (augmented) and val datasets of the configured split, checked for missing files;
+    with ``loader='cache'``, read from the training cache (built first if needed)."""
     paths = split_paths(config)
     store = open_hint_store(config)
     train = build_dataset(config, read_split_file(paths["train"]), True, store)
@@ -88,7 +92,41 @@ def build_datasets(config: TrainConfig) -> tuple[MonoDataset, MonoDataset]:
             f"batch_size={config.batch_size} exceeds the {len(train)} training samples of "
             f"{paths['train']}; lower batch_size"
         )
+    if config.loader == "cache":
+        cache = open_training_cache(config, [*train.items, *val.items], store)
+        return CachedDataset(cache, train), CachedDataset(cache, val)
     return train, val
+
+
+def open_training_cache(
+    config: TrainConfig, items: Sequence[SplitItem], store: HintStore | None
+) -> TrainingCache:
+    """The training cache of ``items`` at the configured resolution under ``cache_path``."""
+    spec = CacheSpec(
+        data_root=str(Path(config.data_path).resolve()),
+        items=tuple(item.line() for item in items),
+        frame_ids=tuple(config.all_frame_ids),
+        height=config.height,
+        width=config.width,
+        num_scales=NUM_SCALES,
+        hints=_store_identity(store),
+    )
+    layout = KittiRawLayout(config.data_path)
+    return open_cache(spec, layout, items, store, config.cache_path, config.num_workers)
+
+
+def _store_identity(store: HintStore | None) -> str | None:
+    if store is None:
+        return None
+    manifest = store.manifest.to_json() if store.manifest else "no manifest"
+    return f"{store.root.resolve()}: {manifest}"
+
+
+def device_batch(dataset: MonoDataset, batch: dict, device: torch.device) -> dict:
+    """A collated batch of ``dataset`` ready for the model on ``device``."""
+    if isinstance(dataset, CachedDataset):
+        return dataset.finish(batch, device)
+    return batch_to_device(batch, device)
 
 
 def epoch_order(

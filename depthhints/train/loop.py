@@ -40,7 +40,13 @@ from depthhints.train.checkpoint import (
     save_state,
     save_weights,
 )
-from depthhints.train.data import build_datasets, epoch_order, make_loader, steps_per_epoch
+from depthhints.train.data import (
+    build_datasets,
+    device_batch,
+    epoch_order,
+    make_loader,
+    steps_per_epoch,
+)
 from depthhints.train.model import build_model
 from depthhints.train.reporting import (
     LogHook,
@@ -52,7 +58,6 @@ from depthhints.train.reporting import (
 )
 from depthhints.train.step import (
     StepOutput,
-    batch_to_device,
     eval_step_outputs,
     train_step,
     train_step_outputs,
@@ -229,7 +234,7 @@ def run_loop(
         losses: dict[str, float] = {}
         for batch_idx, batch in enumerate(loader, start=position.batch_in_epoch):
             step = position.step
-            batch = batch_to_device(batch, device)
+            batch = device_batch(train_set, batch, device)
             lr = optimizer.param_groups[0]["lr"]
             if reporter and should_log(batch_idx, step, config.log_frequency):
                 out = train_step_outputs(model, optimizer, batch, config)
@@ -294,7 +299,7 @@ def _epoch_grid(
 ) -> np.ndarray:
     """The image grid of the first validation images (the same ones every epoch)."""
     batch = default_collate([val_set[i] for i in range(min(4, len(val_set)))])
-    batch = batch_to_device(batch, device)
+    batch = device_batch(val_set, batch, device)
     out = eval_step_outputs(model, batch, config)
     return training_grid(batch, out.outputs, out.masks)
 
@@ -316,6 +321,6 @@ def _validate(
     size = min(config.batch_size, len(val_set))
     first = (step // config.log_frequency) * size
     batch = default_collate([val_set[(first + i) % len(val_set)] for i in range(size)])
-    batch = batch_to_device(batch, device)
+    batch = device_batch(val_set, batch, device)
     out = eval_step_outputs(model, batch, config)
     return {**out.scalars, **_depth_metrics(batch, out)}

@@ -8,6 +8,7 @@ published checkpoint file stems (``encoder``, ``depth``, ``pose_encoder``, ``pos
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,27 +77,43 @@ class DepthHintsModel(nn.Module):
     def forward(self, inputs: Mapping[Any, Tensor]) -> Outputs:
         """Disparities ``("disp", s)``, depths ``("depth", 0, s)``, warped sources
         ``("color", f, s)``, poses ``("cam_T_cam", 0, f)`` (and ``("axisangle"|"translation",
-        0, f)``), ``("color_depth_hint", "s", 0)`` with hints, ``("predictive_mask", s)``."""
+        0, f)``), ``("color_depth_hint", "s", 0)`` with hints, ``("predictive_mask", s)``.
+
+        With ``precision='bf16'`` only the networks run under autocast; their outputs are cast
+        back to float32 before poses, view synthesis and the losses.
+        """
         config = self.config
         use_shared = config.use_pose_net and config.pose_model_type == "shared"
-        if use_shared:
-            # The depth encoder encodes every frame in one batch (BN statistics as the reference).
-            frames = config.all_frame_ids
-            stacked = torch.cat([inputs[("color_aug", f, 0)] for f in frames])
-            batch = inputs[("color_aug", 0, 0)].shape[0]
-            per_level = [feat.split(batch) for feat in self.encoder(stacked)]
-            features = {f: [level[i] for level in per_level] for i, f in enumerate(frames)}
-        else:
-            features = {0: self.encoder(inputs[("color_aug", 0, 0)])}
-
-        outputs: Outputs = dict(self.depth(features[0]))
-        if self.predictive_mask is not None:
-            for (_, scale), mask in self.predictive_mask(features[0]).items():
-                outputs[("predictive_mask", scale)] = mask
+        with self._networks_precision(inputs[("color_aug", 0, 0)]):
+            if use_shared:
+                # The depth encoder encodes every frame in one batch (BN statistics as the
+                # reference).
+                frames = config.all_frame_ids
+                stacked = torch.cat([inputs[("color_aug", f, 0)] for f in frames])
+                batch = inputs[("color_aug", 0, 0)].shape[0]
+                per_level = [feat.split(batch) for feat in self.encoder(self._layout(stacked))]
+                features = {f: [level[i] for level in per_level] for i, f in enumerate(frames)}
+            else:
+                features = {0: self.encoder(self._layout(inputs[("color_aug", 0, 0)]))}
+            outputs: Outputs = _float32(self.depth(features[0]))
+            if self.predictive_mask is not None:
+                for (_, scale), mask in self.predictive_mask(features[0]).items():
+                    outputs[("predictive_mask", scale)] = mask.float()
         if config.use_pose_net:
             outputs.update(self._predict_poses(inputs, features))
         self._synthesise(inputs, outputs)
         return outputs
+
+    def _networks_precision(self, example: Tensor) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the networks when ``precision='bf16'``, else nothing."""
+        enabled = self.config.precision == "bf16"
+        return torch.autocast(example.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _layout(self, images: Tensor) -> Tensor:
+        """Network input in the configured memory format (channels-last or contiguous)."""
+        if self.config.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
 
     def _predict_poses(
         self, inputs: Mapping[Any, Tensor], features: dict[Any, list[Tensor]]
@@ -107,13 +124,20 @@ class DepthHintsModel(nn.Module):
         outputs: Outputs = {}
 
         def run(frames: list[int]) -> tuple[Tensor, Tensor]:
+            with self._networks_precision(inputs[("color_aug", 0, 0)]):
+                return run_networks(frames)
+
+        def run_networks(frames: list[int]) -> tuple[Tensor, Tensor]:
             if pose_type == "shared":
-                return self.pose([features[f] for f in frames])
-            images = torch.cat([inputs[("color_aug", f, 0)] for f in frames], dim=1)
-            if pose_type == "posecnn":
-                return self.pose(images)
-            assert self.pose_encoder is not None
-            return self.pose([self.pose_encoder(images)])
+                axisangle, translation = self.pose([features[f] for f in frames])
+            else:
+                images = self._layout(torch.cat([inputs[("color_aug", f, 0)] for f in frames], 1))
+                if pose_type == "posecnn":
+                    axisangle, translation = self.pose(images)
+                else:
+                    assert self.pose_encoder is not None
+                    axisangle, translation = self.pose([self.pose_encoder(images)])
+            return axisangle.float(), translation.float()
 
         if self.config.pose_model_input == "pairs":
             for f in self.pose_frames:
@@ -175,6 +199,21 @@ class DepthHintsModel(nn.Module):
                 )
 
 
+def _float32(outputs: Mapping[Any, Tensor]) -> Outputs:
+    return {key: value.float() for key, value in outputs.items()}
+
+
 def build_model(config: TrainConfig) -> DepthHintsModel:
-    """The training model for ``config`` (on CPU; move it with ``.to(device)``)."""
-    return DepthHintsModel(config)
+    """The training model for ``config`` (on CPU; move it with ``.to(device)``).
+
+    ``channels_last`` converts the parameters' memory format; ``compile`` compiles each network
+    in place (``nn.Module.compile``: the checkpoint keys stay the published ones).
+    """
+    model = DepthHintsModel(config)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if config.compile:
+        for network in (model.encoder, model.depth, model.pose_encoder, model.pose):
+            if network is not None:
+                network.compile()
+    return model
