@@ -25,15 +25,15 @@ from pathlib import Path
 
 import torch
 
+from bench.fixtures import hints_from_ground_truth, split_items
 from bench.report import table, write_section
 from depthhints.config import TrainConfig
 from depthhints.data import synthetic as syn
-from depthhints.data.kitti import KittiRawLayout, load_depth_png, read_split_file
+from depthhints.data.kitti import read_split_file
 from depthhints.train.data import build_dataset, epoch_order, make_loader
 from depthhints.train.model import build_model
 from depthhints.train.step import batch_to_device, train_step
-from hints_worker.quality import STEREO_SCALE
-from hints_worker.store import NpyHintStore, StoreManifest, hint_key
+from hints_worker.store import NpyHintStore
 
 BATCH = 4
 TIMED_STEPS = 3
@@ -45,16 +45,8 @@ CONFIGS = [(18, False), (18, True), (50, False), (50, True)]
 
 def _prepare(root: Path) -> None:
     """A synthetic drive at KITTI size, and hints from its dense GT (speed is what matters)."""
-    syn.generate_dataset(root, syn.DatasetConfig(frames_per_drive=24, seed=2), workers=2)
-    manifest = StoreManifest(format="npy", height=320, width=1024, config={"source": "gt"})
-    store = NpyHintStore(root / "depth_hints", manifest)
-    layout = KittiRawLayout(root)
-    for item in read_split_file(root / "splits" / "train_files.txt"):
-        gt = load_depth_png(layout.groundtruth_path(item.folder, item.frame, item.side))
-        hint = torch.nn.functional.interpolate(
-            torch.from_numpy(gt)[None, None], size=(320, 1024), mode="nearest"
-        )[0, 0].numpy()
-        store.write(hint_key(item), hint / STEREO_SCALE)
+    splits = syn.generate_dataset(root, syn.DatasetConfig(frames_per_drive=24, seed=2), workers=2)
+    hints_from_ground_truth(root, split_items(splits, "train"), root / "depth_hints")
 
 
 def _config(root: Path, num_layers: int, hints: bool, load_gt: bool = False) -> TrainConfig:
