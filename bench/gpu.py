@@ -42,10 +42,10 @@ from depthhints.config import TrainConfig
 from depthhints.data import synthetic as syn
 from depthhints.data.kitti import SplitItem, load_image, write_split_file
 from depthhints.train.data import build_datasets, device_batch, epoch_order, make_loader
-from depthhints.train.loop import fit, seed_everything
+from depthhints.train.loop import PendingLosses, fit, seed_everything
 from depthhints.train.model import build_model
 from depthhints.train.reporting import TrackingOptions
-from depthhints.train.step import train_step
+from depthhints.train.step import train_step_tensors
 from hints_worker.fusion import fuse, hint_fx, resize_for_hints
 from hints_worker.sgm import candidate_disparities, disparity_to_depth, make_matchers
 
@@ -197,6 +197,7 @@ def measure_training(config: TrainConfig, steps: int, warmup: int) -> dict:
         train_set, order, config.batch_size, config.num_workers, pin_memory=device.type == "cuda"
     )
     batches = iter(loader)
+    pending = PendingLosses([])  # as the loop: losses fetched from the device in groups
     waited = 0.0
 
     def run(count: int) -> None:
@@ -205,7 +206,9 @@ def measure_training(config: TrainConfig, steps: int, warmup: int) -> dict:
             tick = time.perf_counter()
             batch = next(batches)
             waited += time.perf_counter() - tick
-            train_step(model, optimizer, device_batch(train_set, batch, device), config)
+            batch = device_batch(train_set, batch, device)
+            pending.add({}, train_step_tensors(model, optimizer, batch, config))
+        pending.flush()
 
     run(warmup)
     _sync(device)

@@ -218,3 +218,23 @@ def test_cli_train_then_evaluate_on_the_test_split(tree, tmp_path, capsys):
     assert list(metrics) == ["abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"]
     assert all(np.isfinite(v) for v in metrics.values())
     assert "abs_rel" in capsys.readouterr().out
+
+
+def test_pending_losses_keep_the_order_and_values_of_every_step():
+    from depthhints.train.loop import PendingLosses
+
+    history: list[dict] = []
+    pending = PendingLosses(history)
+    pending.add({"step": 0}, {"loss": torch.tensor(0.5), "loss/0": torch.tensor(0.25)})
+    pending.add({"step": 1}, {"loss": 0.125, "loss/0": 0.0625})  # a logged step: floats
+    pending.add({"step": 2}, {"loss": torch.tensor(1 / 3), "loss/0": torch.tensor(2.0)})
+    assert history == []  # nothing fetched yet
+    last = pending.flush()
+    assert last == {"loss": torch.tensor(1 / 3).item(), "loss/0": 2.0}
+    assert [h["step"] for h in history] == [0, 1, 2]
+    assert history[1] == {"step": 1, "loss": 0.125, "loss/0": 0.0625}
+    assert all(isinstance(v, float) for h in history for k, v in h.items() if k != "step")
+    assert pending.flush() == {} and len(history) == 3
+    for step in range(PendingLosses.LIMIT):  # a long epoch is fetched in groups
+        pending.add({"step": step}, {"loss": torch.tensor(float(step))})
+    assert len(history) == 3 + PendingLosses.LIMIT

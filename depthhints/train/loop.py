@@ -59,8 +59,8 @@ from depthhints.train.reporting import (
 from depthhints.train.step import (
     StepOutput,
     eval_step_outputs,
-    train_step,
     train_step_outputs,
+    train_step_tensors,
 )
 from depthhints.train.validation import EigenValidator
 
@@ -232,6 +232,7 @@ def run_loop(
         model.train()
         bar.set_description(f"epoch {epoch}/{config.num_epochs}")
         losses: dict[str, float] = {}
+        pending = PendingLosses(result.history)
         for batch_idx, batch in enumerate(loader, start=position.batch_in_epoch):
             step = position.step
             batch = device_batch(train_set, batch, device)
@@ -253,16 +254,19 @@ def run_loop(
                 reporter.log("train", {"lr": lr, **rates, **losses, **extra}, step)
                 with _monitoring_rng(device):
                     reporter.log("val", _validate(net, val_set, step, config, device), step)
+                pending.add({"step": step, "epoch": epoch, "lr": lr}, losses)
             else:
-                losses = train_step(model, optimizer, batch, config)
-            result.history.append({"step": step, "epoch": epoch, "lr": lr, **losses})
+                scalars = train_step_tensors(model, optimizer, batch, config)
+                pending.add({"step": step, "epoch": epoch, "lr": lr}, scalars)
             for step_hook in step_hooks:
                 step_hook(step, net)
             position.step += 1
             position.batch_in_epoch = batch_idx + 1
             bar.update(1)
             if config.checkpoint_steps and position.step % config.checkpoint_steps == 0:
+                losses = pending.flush()
                 checkpoint({"epoch": epoch, "step": position.step, **losses})
+        losses = pending.flush() or losses
         position.epoch, position.batch_in_epoch = epoch + 1, 0
         report = {"epoch": epoch, "step": position.step, **losses}
         if reporter:
@@ -278,6 +282,38 @@ def run_loop(
     if reporter:
         reporter.finish(result.weights[-1] if result.weights else None)
     return result
+
+
+class PendingLosses:
+    """Each step's losses, kept on the device until they are needed, then fetched in one
+    transfer: fetching them every step would make the host wait for the device once a step."""
+
+    LIMIT = 100
+
+    def __init__(self, history: list[dict[str, float]]) -> None:
+        self.history = history
+        self.waiting: list[tuple[dict[str, float], dict]] = []
+
+    def add(self, entry: dict[str, float], losses: dict) -> None:
+        """Record ``entry`` (step, epoch, lr) with its losses (floats or 0-d tensors)."""
+        self.waiting.append((entry, losses))
+        if len(self.waiting) >= self.LIMIT:
+            self.flush()
+
+    def flush(self) -> dict[str, float]:
+        """Append the waiting steps to the history; the last step's losses as floats."""
+        tensors = [v for _, losses in self.waiting for v in losses.values() if _is_tensor(v)]
+        numbers = iter(torch.stack([t.float() for t in tensors]).tolist() if tensors else [])
+        last: dict[str, float] = {}
+        for entry, losses in self.waiting:
+            last = {k: next(numbers) if _is_tensor(v) else v for k, v in losses.items()}
+            self.history.append({**entry, **last})
+        self.waiting.clear()
+        return last
+
+
+def _is_tensor(value: object) -> bool:
+    return isinstance(value, torch.Tensor)
 
 
 def _monitoring_rng(device: torch.device) -> contextlib.AbstractContextManager:

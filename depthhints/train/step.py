@@ -56,26 +56,43 @@ def forward_losses(
     return outputs, compute_losses(batch, outputs, config)
 
 
-def train_step_outputs(
+def _optimise(
     model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, config: TrainConfig
-) -> StepOutput:
-    """Forward, losses, zero_grad, backward, optimizer step; returns scalars, outputs, masks.
-
-    For steps whose outputs are logged as images; otherwise use :func:`train_step`.
-    """
+) -> tuple[dict[Any, Any], LossResult]:
+    """Forward, losses, zero_grad, backward, optimizer step."""
     model.train()
     outputs, losses = forward_losses(model, batch, config)
     optimizer.zero_grad(set_to_none=True)
     losses.total.backward()
     optimizer.step()
+    return outputs, losses
+
+
+def train_step_outputs(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, config: TrainConfig
+) -> StepOutput:
+    """One optimisation step; returns scalars, outputs, masks.
+
+    For steps whose outputs are logged as images; otherwise use :func:`train_step`.
+    """
+    outputs, losses = _optimise(model, optimizer, batch, config)
     return StepOutput(scalars_to_floats(losses.scalars), _detached(outputs), losses.masks)
+
+
+def train_step_tensors(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, config: TrainConfig
+) -> dict[str, Tensor]:
+    """One optimisation step that does not wait for the device: the losses as detached 0-d
+    tensors (convert many steps' at once with :func:`scalars_to_floats`)."""
+    _, losses = _optimise(model, optimizer, batch, config)
+    return {key: value.detach() for key, value in losses.scalars.items()}
 
 
 def train_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, config: TrainConfig
 ) -> dict[str, float]:
     """One optimisation step on ``batch`` (already on the model's device); the losses as floats."""
-    return train_step_outputs(model, optimizer, batch, config).scalars
+    return scalars_to_floats(train_step_tensors(model, optimizer, batch, config))
 
 
 def eval_step_outputs(model: nn.Module, batch: Batch, config: TrainConfig) -> StepOutput:
