@@ -1,5 +1,6 @@
 """``python -m bench.gpu``, the GPU node's benchmark and checks, at its smoke size (on the CPU
-when there is no GPU), so that the script a GPU run depends on cannot rot."""
+when there is no GPU) and with Ray, MLflow, pandas and scipy made unimportable as on a bare GPU
+machine, so that the script a GPU run depends on cannot rot."""
 
 import json
 import math
@@ -10,15 +11,19 @@ import sys
 import pytest
 
 from tests.conftest import REPO
+from tests.test_import_light import BLOCKER, UNINSTALLED
 
 
 @pytest.mark.slow
 def test_gpu_benchmark_smoke(tmp_path):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(BLOCKER.format(names=UNINSTALLED))
     out = tmp_path / "gpu"
     done = subprocess.run(
         [sys.executable, "-m", "bench.gpu", "--smoke", "--no-compile", "--out", str(out)],
         cwd=REPO,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"},
         capture_output=True,
         text=True,
         timeout=900,
