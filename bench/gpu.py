@@ -115,16 +115,18 @@ def prepare(root: Path, sizes: Sizes, workers: int) -> dict:
     folder = config.drives()[0].folder
     items = [SplitItem(folder, f, s) for f in range(sizes.frames) for s in "lr"]
     hints_from_ground_truth(root, items, root / "depth_hints", *_hint_size(sizes))
-    split = root / "split_train"
-    split.mkdir()
-    write_split_file(split / "train_files.txt", items)
-    write_split_file(split / "val_files.txt", items[:4])
-    long_split = root / "split_long"  # one long epoch, as eigen_full's 3,766 steps
-    long_split.mkdir()
-    repeats = -(-sizes.end_to_end_samples // len(items))
-    write_split_file(long_split / "train_files.txt", (items * repeats)[: sizes.end_to_end_samples])
-    write_split_file(long_split / "val_files.txt", items[:4])
-    return {"root": root, "split": split, "long_split": long_split, "items": items}
+    splits = {  # all items; 8 for the checks; one long epoch, as eigen_full's 3,766 steps
+        "split": items,
+        "small_split": items[:8],
+        "long_split": (items * -(-sizes.end_to_end_samples // len(items)))[
+            : sizes.end_to_end_samples
+        ],
+    }
+    for name, train_items in splits.items():
+        (root / name).mkdir()
+        write_split_file(root / name / "train_files.txt", train_items)
+        write_split_file(root / name / "val_files.txt", items[:4])
+    return {"root": root, "items": items, **{name: root / name for name in splits}}
 
 
 def _hint_size(sizes: Sizes) -> tuple[int, int]:
@@ -366,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
     left, right = (load_image(KITTI_PAIR / f"{side}.png") for side in ("left", "right"))
     small = train_config(
         data, device.type, 18, *sizes.check_size, batch_size=2, log_dir=str(work / "checks")
-    )
+    ).replace(split=str(data["small_split"]))
     run.stage("check_train_step", lambda: gpu_checks.train_step_difference(small, device))
     run.stage(
         "check_checkpoints", lambda: gpu_checks.checkpoint_round_trip(small, device, work / "ckpt")

@@ -1,6 +1,7 @@
 """The training cache (loader='cache'): the batches it finishes on the device are the reference
 loader's, bit for bit except the jittered network input, which has the same draws."""
 
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -119,9 +120,31 @@ def test_cache_is_built_once_and_per_resolution(tree, tmp_path):
     assert (folder / "images_0.npy").stat().st_mtime_ns == stamp
     other, _ = build_datasets(config.replace(height=96, width=320))
     assert other.cache.folder != folder
-    assert sorted(p.name for p in config.cache_path.iterdir()) == sorted(
-        [folder.name, other.cache.folder.name]
-    )
+    assert _caches(config) == sorted([folder.name, other.cache.folder.name])
+
+
+def _caches(config: TrainConfig) -> list[str]:
+    """The cache folders (not the lock files) under the cache path."""
+    return sorted(p.name for p in config.cache_path.iterdir() if not p.name.endswith(".lock"))
+
+
+def _build_in_a_process(config: TrainConfig, results) -> None:
+    train, _ = build_datasets(config)
+    results.put(str(train.cache.folder))
+
+
+def test_processes_needing_the_same_cache_build_it_once(tree, tmp_path):
+    config = _config(tree, tmp_path, loader="cache")
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [context.Process(target=_build_in_a_process, args=(config, results)) for _ in "ab"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    folders = {results.get(timeout=10) for _ in workers}
+    assert len(folders) == 1 and _caches(config) == [Path(folders.pop()).name]
 
 
 def test_a_failed_build_leaves_no_cache(tree, tmp_path):
@@ -136,7 +159,7 @@ def test_a_failed_build_leaves_no_cache(tree, tmp_path):
     config = _config(tree, tmp_path, loader="cache", depth_hint_path=str(hints))
     with pytest.raises(DataFileError, match="0000000003"):
         build_datasets(config)
-    assert list(config.cache_path.iterdir()) == []
+    assert _caches(config) == []
 
 
 def test_training_on_the_cache(tree, tmp_path):

@@ -19,6 +19,7 @@ No LiDAR ground truth (``load_gt``) comes from the cache.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -116,20 +117,21 @@ def open_cache(
 ) -> TrainingCache:
     """The cache of ``spec`` under ``root``, built first if it is not there.
 
-    The build writes a temporary folder and renames it into place, so a killed build leaves
-    nothing that opens, and processes building the same cache at once end with one copy.
+    Processes that need the same cache at once (the ranks of a node) take a file lock: one
+    builds, the others wait and open its result. The build writes a temporary folder renamed
+    into place, so a killed build leaves nothing that opens.
     """
     folder = root / spec.key()
-    if not (folder / MANIFEST).is_file():
-        staging = root / f".{spec.key()}.{uuid.uuid4().hex[:8]}"
-        try:
-            _build(spec, layout, items, hint_store, staging, workers)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{spec.key()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / MANIFEST).is_file():
+            staging = root / f".{spec.key()}.{uuid.uuid4().hex[:8]}"
             try:
+                _build(spec, layout, items, hint_store, staging, workers)
                 os.replace(staging, folder)
-            except OSError:  # another process put the same cache in place first
-                shutil.rmtree(staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return TrainingCache(folder)
 
 
