@@ -9,6 +9,7 @@ import torch
 from bench import gpu_checks
 from depthhints.config import TrainConfig
 from depthhints.data.kitti import load_image
+from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 KITTI_PAIR = Path(__file__).parent / "fixtures" / "kitti_object_stereo"
@@ -16,22 +17,9 @@ CUDA = torch.device("cuda")
 
 
 def _config(tree, tmp_path, **changes) -> TrainConfig:
-    values = dict(
-        data_path=str(tree["root"]),
-        split=str(tree["split"]),
-        depth_hint_path=str(tree["hints"]),
-        use_stereo=True,
-        frame_ids=[0],
-        use_depth_hints=True,
-        height=64,
-        width=192,
-        batch_size=2,
-        weights_init="scratch",
-        device="cuda",
-        num_workers=0,
-        log_dir=str(tmp_path / "runs"),
-    )
-    return TrainConfig(**{**values, **changes})
+    """Stereo + hints on the session's drive (``tiny_config``), on the CUDA."""
+    hints = dict(depth_hint_path=str(tree["hints"]), use_depth_hints=True, device="cuda")
+    return tiny_config(tree, tmp_path, **{**hints, **changes})
 
 
 @pytest.mark.parametrize("loader", ["reference", "cache"])

@@ -18,28 +18,16 @@ from depthhints.errors import DataFileError
 from depthhints.train.data import build_datasets, device_batch
 from depthhints.train.loop import fit
 from depthhints.train.reporting import TrackingOptions
+from tests.helpers import tiny_config
 
 KITTI_LEFT = Path(__file__).parent / "fixtures" / "kitti_object_stereo" / "left.png"
 CPU = torch.device("cpu")
 
 
 def _config(tree, tmp_path, **changes) -> TrainConfig:
-    values = dict(
-        data_path=str(tree["root"]),
-        split=str(tree["split"]),
-        depth_hint_path=str(tree["hints"]),
-        use_stereo=True,
-        frame_ids=[0],
-        use_depth_hints=True,
-        height=64,
-        width=192,
-        batch_size=2,
-        weights_init="scratch",
-        device="cpu",
-        num_workers=0,
-        log_dir=str(tmp_path / "runs"),
-    )
-    return TrainConfig(**{**values, **changes})
+    """Stereo + hints on the session's drive (``tiny_config``), on the CPU."""
+    hints = dict(depth_hint_path=str(tree["hints"]), use_depth_hints=True, device="cpu")
+    return tiny_config(tree, tmp_path, **{**hints, **changes})
 
 
 def _batches(dataset, epoch: int) -> dict:
