@@ -79,3 +79,15 @@ def test_two_workers_stay_in_sync_and_resume_with_more_epochs(tree, tmp_path, ml
     assert recorded_run_id(longer) == run_id  # ... and continued the same MLflow run
     assert _steps(client, run_id, "train/loss") == [0, 1, 2, 3]
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_two_workers_on_the_training_cache_build_it_once_and_stay_in_sync(tree, tmp_path):
+    hints = {"use_depth_hints": True, "depth_hint_path": str(tree["hints"])}
+    config = _config(tree, tmp_path, model_name="cached", loader="cache", **hints)
+    params = tmp_path / "params"
+    result = fit_distributed(config, RayOptions(num_workers=2), {"parameter_log": str(params)})
+    assert result.metrics["step"] == 2
+    ranks = [(params / f"rank{r}.jsonl").read_text().splitlines() for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    caches = [p for p in config.cache_path.iterdir() if not p.name.startswith(".")]
+    assert len(caches) == 1 and (caches[0] / "manifest.json").is_file()

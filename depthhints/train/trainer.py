@@ -200,6 +200,7 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
         depth_hint_path=str(config.hint_path.resolve()) if config.use_depth_hints else None,
         eval_split_file=resolved(config.eval_split_file),
         weights_path=resolved(config.weights_path),
+        cache_dir=str(Path(config.cache_dir).resolve()) if config.cache_dir else None,
     )
 
 
