@@ -13,8 +13,10 @@
    fusion rate on the GPU against the CPU;
 4. trains R18 640×192 for 500 steps in fp32 and with each speed option, and compares the final
    loss and the depth error on a held-out drive;
-5. writes ``gpu.json`` and ``gpu.md`` to DIR (after every stage, so a timeout keeps what was
-   done); ``--publish`` also writes the section of docs/benchmarks.md.
+5. writes ``gpu.json`` (after every stage, so a timeout keeps what was done) and ``gpu.md`` to
+   DIR, its data and runs to a temporary folder (``--work`` to keep them); ``--publish`` also
+   writes the section of docs/benchmarks.md. Stages after the first ``--budget`` seconds that
+   are not essential (the end-to-end runs, compile, the other options' training) are skipped.
 
 ``--smoke`` runs every stage at a tiny size (on the CPU when there is no GPU): the test suite
 does, so the script cannot rot.
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -350,7 +353,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--budget", type=float, default=360, help="seconds after which optional stages are skipped"
     )
+    parser.add_argument(
+        "--work", type=Path, help="folder for the data, caches and runs (default: a temporary one)"
+    )
     args = parser.parse_args(argv)
+    if args.work:
+        return measure_all(args, args.work)
+    with tempfile.TemporaryDirectory(prefix="bench-gpu-") as work:
+        return measure_all(args, Path(work))
+
+
+def measure_all(args: argparse.Namespace, work: Path) -> dict:
+    """Every stage, in order of importance; see the module's docstring."""
     sizes = SMOKE if args.smoke else Sizes()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cores = os.cpu_count() or 1
@@ -361,7 +375,6 @@ def main(argv: list[str] | None = None) -> dict:
     run = Run(args.out, args.budget)
     height, width = sizes.check_size
     run.results["setup"] = {"small_resolution": f"{width}×{height}", "batch": sizes.batch}
-    work = args.out / "work"
     data = run.stage("data", lambda: prepare(work / "kitti", sizes, cores))
     if "error" in data:
         return run.results
