@@ -175,16 +175,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _kernel_seconds(run_steps: Callable[[int], None], steps: int) -> float | None:
-    """GPU time of the kernels of ``steps`` steps, from the profiler (None on the CPU)."""
+def _kernel_seconds(run_steps: Callable[[int], None], steps: int) -> float:
+    """GPU time of the kernels and copies of ``steps`` steps, from the profiler."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         run_steps(steps)
-    total_us = 0.0
-    for event in prof.key_averages():
-        total_us += getattr(event, "self_device_time_total", None) or event.self_cuda_time_total
-    return total_us / 1e6
+    on_gpu = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    return sum(e.time_range.elapsed_us() for e in on_gpu) / 1e6
 
 
 def measure_training(config: TrainConfig, steps: int, warmup: int) -> dict:
@@ -233,8 +232,11 @@ def measure_training(config: TrainConfig, steps: int, warmup: int) -> dict:
     if device.type == "cuda":
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         profiled = min(steps, 10)
-        kernels = _kernel_seconds(run, profiled)
-        result["gpu_busy_share"] = min(1.0, kernels / profiled / (seconds / steps))
+        try:  # the profiler is a nice-to-have: its failure must not lose the measurement
+            kernels = _kernel_seconds(run, profiled)
+            result["gpu_busy_share"] = min(1.0, kernels / profiled / (seconds / steps))
+        except Exception as error:
+            result["gpu_busy_share"] = f"{type(error).__name__}: {error}"
     return result
 
 
