@@ -91,7 +91,10 @@ class DepthDecoder(nn.Module):
                 x = torch.cat([x, features[i - 1]], dim=1)
             x = self.decoder[self._upconv_idx[(i, 1)]](x)
             if i in self._dispconv_idx:
-                outputs[("disp", i)] = torch.sigmoid(self.decoder[self._dispconv_idx[i]](x))
+                # The sigmoid in fp32 even under bf16 autocast: disparities rounded to bf16's
+                # 2^-8 steps stall training (measured); in fp32 ``.float()`` is a no-op.
+                logits = self.decoder[self._dispconv_idx[i]](x).float()
+                outputs[("disp", i)] = torch.sigmoid(logits)
         return outputs
 
 
