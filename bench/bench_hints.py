@@ -56,6 +56,11 @@ VARIANTS = {  # name: (matchers, fusion)
 GOALS = {"parity": 1.5, "fast": 5.0}  # speed-up per core over the baseline
 REAL_PAIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "kitti_object_stereo"
 SIDES = (("l", "r"), ("r", "l"))
+STORES = {  # name: (format, precision)
+    "npy": ("npy", "exact"),
+    "parquet": ("parquet", "exact"),
+    "parquet float16": ("parquet", "float16"),
+}
 
 
 def _single_core() -> None:
@@ -159,17 +164,22 @@ def _on_ray(
     return rates, stores
 
 
-def _store_bytes(hints: dict[HintKey, np.ndarray], root: Path) -> dict[str, float]:
-    """Bytes per image of the same hints in an npy and a Parquet store."""
+def _store_bytes(hints: dict[HintKey, np.ndarray], root: Path) -> tuple[dict[str, float], bool]:
+    """Bytes per image of the same hints in each of ``STORES``, and whether the exact ones give
+    every hint back bit for bit."""
     height, width = next(iter(hints.values())).shape
-    sizes = {}
-    for fmt in ("npy", "parquet"):
-        with open_store(root / fmt, StoreManifest(fmt, height, width)) as store:
+    sizes, exact = {}, True
+    for name, (fmt, precision) in STORES.items():
+        folder = root / name.replace(" ", "-")
+        manifest = StoreManifest(fmt, height, width, precision=precision)
+        with open_store(folder, manifest) as store:
             for key, hint in hints.items():
                 store.write(key, hint)
-        files = [p for p in (root / fmt).rglob("*") if p.suffix in (".npy", ".parquet")]
-        sizes[fmt] = sum(p.stat().st_size for p in files) / len(hints)
-    return sizes
+        if precision == "exact":
+            exact &= all(store.read(key).tobytes() == hint.tobytes() for key, hint in hints.items())
+        files = [p for p in folder.rglob("*") if p.suffix in (".npy", ".parquet")]
+        sizes[name] = sum(p.stat().st_size for p in files) / len(hints)
+    return sizes, exact
 
 
 def _real_pair() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -220,7 +230,7 @@ def main() -> None:
                     float(np.mean(hints[key] == hint)) for key, hint in baseline_hints.items()
                 )
             print(f"{name}: {seconds[name]:.2f} s/img (baseline {seconds['baseline']:.2f})")
-        real_quality, real_bytes = _real_pair_quality()
+        real_quality, (real_bytes, real_exact) = _real_pair_quality()
         torch.set_num_threads(2)
         rates, stores = _on_ray(layout, items, scratch)
         synthetic_quality = {
@@ -228,11 +238,16 @@ def main() -> None:
         }
         synthetic_quality["baseline"] = synthetic_quality["parity"]  # same hints, checked above
         parity = open_store(stores["parity"])
-        pool_bytes = _store_bytes(
+        pool_bytes, pool_exact = _store_bytes(
             {key: parity.read(key) for key in sorted(parity.keys())}, scratch / "bytes"
         )
     _write_report(
-        seconds, parity_agrees, synthetic_quality, real_quality, rates, pool_bytes, real_bytes
+        seconds,
+        parity_agrees,
+        synthetic_quality,
+        real_quality,
+        rates,
+        (pool_bytes, real_bytes, pool_exact and real_exact),
     )
 
 
@@ -244,9 +259,8 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def _write_report(
-    seconds, parity_agrees, synthetic_quality, real_quality, rates, pool_bytes, real_bytes
-) -> None:
+def _write_report(seconds, parity_agrees, synthetic_quality, real_quality, rates, stores) -> None:
+    pool_bytes, real_bytes, exact = stores
     baseline = seconds["baseline"]
     variant_rows = []
     for name, cost in seconds.items():
@@ -281,15 +295,16 @@ def _write_report(
         ]
         for name, (wall, steady) in rates.items()
     ]
-    parquet_share = pool_bytes["parquet"] / pool_bytes["npy"]
+    real_share = real_bytes["parquet"] / real_bytes["npy"]
     byte_rows = [
         [
-            fmt,
-            f"{pool_bytes[fmt] / 1e3:.0f}",
-            f"{real_bytes[fmt] / 1e3:.0f}",
-            f"{pool_bytes[fmt] / pool_bytes['npy']:.0%}",
+            name,
+            f"{pool_bytes[name] / 1e3:.0f}",
+            f"{pool_bytes[name] / pool_bytes['npy']:.0%}",
+            f"{real_bytes[name] / 1e3:.0f}",
+            f"{real_bytes[name] / real_bytes['npy']:.0%}",
         ]
-        for fmt in ("npy", "parquet")
+        for name in STORES
     ]
     body = f"""
 Command: `python -m bench hints`. Hints at 1024×320 from 1242×375 images.
@@ -341,10 +356,12 @@ CPUs; Ray Data reports no start-up split).
 wall time {wall_two / wall_one:.2f}×).
 
 **Store size**, bytes per image of the same parity hints ({2 * POOL_FRAMES} synthetic images; the
-2 of the real pair):
+2 of the real pair). `parquet` keeps the hints bit for bit, `parquet float16` to 11 significant
+bits:
 
-{table(["store", "synthetic kB / image", "KITTI pair kB / image", "of npy"], byte_rows)}
-Parquet ≤ 35 % of npy: {_verdict(parquet_share <= 0.35)}.
+{table(["store", "synthetic kB / image", "of npy", "KITTI pair kB / image", "of npy"], byte_rows)}
+Parquet ≤ 25 % of npy on the KITTI pair and read back bit for bit:
+{_verdict(real_share <= 0.25 and exact)} ({real_share:.1%}).
 """
     write_section("hints", "Depth-hint precompute", body)
 

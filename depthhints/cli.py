@@ -186,7 +186,7 @@ def _read_items(split: str) -> list:
 
 
 def cmd_hints(args: argparse.Namespace) -> int:
-    from hints_worker.actors import FAILURES_FILE, HintConfig, precompute_hints, ray_session
+    from hints_worker.actors import FAILURES_FILE, HintConfig, precompute_hints
 
     config = HintConfig(
         height=args.height,
@@ -197,13 +197,22 @@ def cmd_hints(args: argparse.Namespace) -> int:
     )
     items = _read_items(args.split)
     out = args.out or Path(args.data_path) / "depth_hints"
-    with ray_session(args.address):
-        summary = precompute_hints(
-            items, args.data_path, out, config, args.format, workers=args.workers
-        )
+    summary = precompute_hints(
+        items,
+        args.data_path,
+        out,
+        config,
+        args.format,
+        workers=args.workers,
+        address=args.address,
+        precision=args.precision,
+    )
+    if not summary.written and not summary.failures:
+        print(f"nothing to compute: all {summary.skipped} hints are already in {summary.store}")
+        return 0
     print(
         f"{summary.written} hints written, {summary.skipped} already in {summary.store}, "
-        f"{len(summary.failures)} failed ({summary.images_per_second:.2f} images/s after "
+        f"{len(summary.failures)} failed ({summary.images_per_second:.2f} hints/s written after "
         f"{summary.startup_seconds:.1f} s of actor start-up)"
     )
     if summary.failures:
@@ -633,6 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hints.add_argument("--out", help="hint store (default: <data-path>/depth_hints)")
     hints.add_argument("--format", choices=["npy", "parquet"], default="npy")
+    hints.add_argument(
+        "--precision",
+        choices=["exact", "float16"],
+        default="exact",
+        help="Parquet only: exact (read back bit for bit; default) or float16 (lossy; the "
+        "layout of Parquet stores written before exact storage, to add to one)",
+    )
     hints.add_argument("--height", type=_positive_int, default=320)
     hints.add_argument("--width", type=_positive_int, default=1024)
     hints.add_argument(

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image
 from depthhints.errors import ConfigError, DataFileError, DepthHintsError
 from hints_worker.fusion import FUSION_MODES, FusionMode, fuse, hint_fx, resize_for_hints
+from hints_worker.preflight import check_store, preflight
 from hints_worker.sgm import (
     MATCHER_PRESETS,
     MatcherMode,
@@ -40,6 +41,7 @@ from hints_worker.sgm import (
     matcher_preset,
 )
 from hints_worker.store import (
+    MANIFEST,
     HintKey,
     HintStore,
     StoreManifest,
@@ -77,7 +79,10 @@ class HintConfig:
         if min(self.height, self.width) < 32:
             raise ConfigError(f"hint resolution {self.height}x{self.width}: both must be >= 32")
 
-    def manifest(self, store_format: str, data_root: str | os.PathLike) -> StoreManifest:
+    def manifest(
+        self, store_format: str, data_root: str | os.PathLike, precision: str = "exact"
+    ) -> StoreManifest:
+        """The manifest of a store of these hints (``precision``: see ``hints_worker.store``)."""
         settings = {k: v for k, v in asdict(self).items() if k not in ("height", "width")}
         settings["candidates"] = matcher_preset(self.matchers).describe()
         return StoreManifest(
@@ -86,6 +91,7 @@ class HintConfig:
             width=self.width,
             config=settings,
             data_root=str(Path(data_root).resolve()),
+            precision=precision,
         )
 
 
@@ -289,9 +295,8 @@ class Summary:
 
     @property
     def images_per_second(self) -> float:
-        """Throughput once the actors are up (what a long run sustains)."""
-        done = self.written + len(self.failures)
-        return done / self.compute_seconds if self.compute_seconds else 0.0
+        """Hints written per second once the actors are up (failures do not count)."""
+        return self.written / self.compute_seconds if self.compute_seconds else 0.0
 
 
 def precompute_hints(
@@ -304,22 +309,31 @@ def precompute_hints(
     frames_per_task: int = 2,
     image_ext: str | None = None,
     progress: bool = True,
+    address: str | None = None,
+    precision: str = "exact",
 ) -> Summary:
     """Compute the hints of ``items`` that ``store_root`` lacks, on a Ray actor pool.
 
-    Uses the connected Ray cluster, or starts a local one for the run (see ``ray_session``).
-    ``workers`` defaults to one actor per CPU of the cluster. Failed items are listed in
-    ``<store_root>/failures.json``.
+    Checks the data, the split and the store first (``hints_worker.preflight``): a run that
+    would mostly fail, or whose store holds other settings, stops before Ray starts, and one
+    with nothing left to compute never starts it. Then uses the connected Ray cluster, or starts
+    one for the run (local, or joining ``address``). ``workers`` defaults to one actor per CPU
+    of the cluster. Failed items are listed in ``<store_root>/failures.json``.
     """
     layout = KittiRawLayout(data_root, image_ext)
-    manifest = config.manifest(store_format, data_root)
+    manifest = config.manifest(store_format, data_root, precision)
+    store_root = Path(store_root)
     requested = {hint_key(item) for item in items}
-    jobs = plan_jobs(items, open_store(store_root, manifest).keys())
+    check_store(store_root, manifest)
+    done = open_store(store_root).keys() if (store_root / MANIFEST).is_file() else set()
+    plan = preflight(items, layout, store_root, manifest, done)
+    jobs = plan_jobs(plan.todo, done)
     todo = sum(len(job.sides) for job in jobs)
     written, failures, startup, compute, count, nodes = 0, [], 0.0, 0.0, 0, []
     if jobs:
+        open_store(store_root, manifest)  # creates the store and its manifest
         start = time.perf_counter()
-        with ray_session():
+        with ray_session(address):
             labelled = ray.cluster_resources().get(HINTS_RESOURCE, 0)
             capacity = labelled or ray.cluster_resources().get("CPU", 1)
             count = min(workers or int(capacity) or 1, len(jobs))
@@ -349,7 +363,7 @@ def precompute_hints(
                             bar.update(len(result.written) + len(result.failures))
             except StoreWriteError as error:  # the store takes no more: stop, keep what is stored
                 with suppress(OSError):  # the failures list may not fit either
-                    _write_failures(Path(store_root), failures)
+                    _write_failures(store_root, failures)
                 stored = len(requested & open_store(store_root).keys())
                 raise StoreWriteError(
                     f"{getattr(error, 'cause', error)} ({stored} of the {len(requested)} hints "
@@ -359,9 +373,10 @@ def precompute_hints(
                 for actor in actors:
                     ray.kill(actor)
             compute = time.perf_counter() - start - startup
-    _write_failures(Path(store_root), failures)
+    if jobs:
+        _write_failures(store_root, failures)
     skipped = len(requested) - todo
-    summary = Summary(written, skipped, failures, Path(store_root), startup, compute, count, nodes)
+    summary = Summary(written, skipped, failures, store_root, startup, compute, count, nodes)
     if jobs:
         _write_timing(summary)
     return summary

@@ -38,11 +38,6 @@ def stored_keys(store_root: Path) -> set[HintKey]:
     return open_store(store_root).keys() if (store_root / MANIFEST).is_file() else set()
 
 
-def as_stored(store_format: str, hint: np.ndarray) -> np.ndarray:
-    """A float32 hint as the store gives it back (Parquet holds float16)."""
-    return hint.astype(np.float16).astype(np.float32) if store_format == "parquet" else hint
-
-
 def check_store(store_root: Path, store_format: str, reference: dict[HintKey, np.ndarray]) -> None:
     """Every key once, every final-named file complete, every value that of ``reference``."""
     store = open_store(store_root)
@@ -54,7 +49,7 @@ def check_store(store_root: Path, store_format: str, reference: dict[HintKey, np
         rows = list(store.iter_rows())
         assert sorted(key for key, _ in rows) == sorted(reference)  # one row per key
         for key, hint in rows:
-            np.testing.assert_array_equal(hint, as_stored(store_format, reference[key]))
+            np.testing.assert_array_equal(hint, reference[key])  # stores are exact
     else:
         assert isinstance(store, NpyHintStore)
         files = sorted(store_root.rglob("*.npy"))
@@ -62,7 +57,7 @@ def check_store(store_root: Path, store_format: str, reference: dict[HintKey, np
         for path in files:  # np.load fails on a torn file
             assert np.load(path).shape == (1, CONFIG.height, CONFIG.width)
     for key, hint in reference.items():
-        np.testing.assert_array_equal(store.read(key), as_stored(store_format, hint))
+        np.testing.assert_array_equal(store.read(key), hint)
 
 
 @pytest.fixture(scope="module")
