@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -28,22 +28,19 @@ import torch
 from ray.util import ActorPool
 from tqdm import tqdm
 
-from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image
-from depthhints.errors import ConfigError, DataFileError, DepthHintsError
-from hints_worker.fusion import FUSION_MODES, FusionMode, fuse, hint_fx, resize_for_hints
-from hints_worker.preflight import check_store, preflight
-from hints_worker.sgm import (
-    MATCHER_PRESETS,
-    MatcherMode,
-    candidate_disparities,
-    disparity_to_depth,
-    make_matchers,
-    matcher_preset,
+from depthhints.data.kitti import KittiRawLayout, SplitItem
+from hints_worker.compute import (
+    Failure,
+    FrameJob,
+    FrameResult,
+    HintConfig,
+    compute_frame,
+    plan_jobs,
 )
+from hints_worker.preflight import check_store, preflight
+from hints_worker.sgm import make_matchers
 from hints_worker.store import (
     MANIFEST,
-    HintKey,
-    HintStore,
     StoreManifest,
     StoreWriteError,
     hint_key,
@@ -57,113 +54,6 @@ HINTS_RESOURCE = "hints"
 """Custom resource of the nodes meant for hint precomputation (platform/cluster.yaml): when the
 cluster advertises it, each actor takes one unit, so actors run on those nodes only."""
 CRASH_ONCE_ENV = "DEPTHHINTS_TEST_CRASH_ONCE"  # test hook, see _maybe_crash
-
-
-@dataclass(frozen=True)
-class HintConfig:
-    """Everything that determines the hint values (hashed into the store manifest)."""
-
-    height: int = 320
-    width: int = 1024
-    matchers: MatcherMode = "parity"
-    fusion: FusionMode = "parity"
-    align_corners: bool = True
-
-    def __post_init__(self) -> None:
-        if self.fusion not in FUSION_MODES:
-            raise ConfigError(f"fusion={self.fusion!r}: expected one of {list(FUSION_MODES)}")
-        if self.matchers not in MATCHER_PRESETS:
-            raise ConfigError(
-                f"matchers={self.matchers!r}: expected one of {list(MATCHER_PRESETS)}"
-            )
-        if min(self.height, self.width) < 32:
-            raise ConfigError(f"hint resolution {self.height}x{self.width}: both must be >= 32")
-
-    def manifest(
-        self, store_format: str, data_root: str | os.PathLike, precision: str = "exact"
-    ) -> StoreManifest:
-        """The manifest of a store of these hints (``precision``: see ``hints_worker.store``)."""
-        settings = {k: v for k, v in asdict(self).items() if k not in ("height", "width")}
-        settings["candidates"] = matcher_preset(self.matchers).describe()
-        return StoreManifest(
-            format=store_format,
-            height=self.height,
-            width=self.width,
-            config=settings,
-            data_root=str(Path(data_root).resolve()),
-            precision=precision,
-        )
-
-
-@dataclass(frozen=True)
-class FrameJob:
-    """One stereo frame and the sides of it that still need hints."""
-
-    folder: str
-    frame: int
-    sides: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Failure:
-    key: HintKey
-    reason: str
-
-
-@dataclass
-class FrameResult:
-    written: list[HintKey] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-
-
-def plan_jobs(items: Iterable[SplitItem], done: set[HintKey]) -> list[FrameJob]:
-    """Group items by frame (first-seen order) and drop the sides already in ``done``."""
-    sides: dict[tuple[str, int], list[str]] = {}
-    for item in items:
-        folder, frame, side = hint_key(item)
-        if (folder, frame, side) not in done:
-            needed = sides.setdefault((folder, frame), [])
-            if side not in needed:
-                needed.append(side)
-    return [FrameJob(folder, frame, tuple(s)) for (folder, frame), s in sides.items()]
-
-
-def compute_frame(
-    job: FrameJob,
-    layout: KittiRawLayout,
-    config: HintConfig,
-    matchers: list[cv2.StereoSGBM],
-    store: HintStore,
-    device: str = "cpu",
-) -> FrameResult:
-    """Hints for the requested sides of one frame, written to ``store``."""
-    result = FrameResult()
-    keys = [(job.folder, job.frame, side) for side in job.sides]
-    paths = {side: layout.image_path(job.folder, job.frame, side) for side in ("l", "r")}
-    try:
-        native = {side: load_image(path, require_colour=True) for side, path in paths.items()}
-        if native["l"].shape != native["r"].shape:
-            raise DataFileError(
-                f"{paths['l']} is {native['l'].shape[:2]} but its stereo partner {paths['r']} is "
-                f"{native['r'].shape[:2]}; both images of a pair must have the same size, "
-                "re-extract this frame of image_02 and image_03"
-            )
-    except DepthHintsError as error:
-        result.failures += [Failure(key, str(error)) for key in keys]
-        return result
-    images = {
-        side: resize_for_hints(im, config.width, config.height) for side, im in native.items()
-    }
-    fx = hint_fx(config.width)
-    for key, side in zip(keys, job.sides, strict=True):
-        base, other = images[side], images["r" if side == "l" else "l"]
-        depths = disparity_to_depth(candidate_disparities(base, other, side, matchers), fx)
-        hint, _ = fuse(
-            base, other, depths, side, fx, config.fusion, config.align_corners, device=device
-        )
-        store.write(key, hint)
-        result.written.append(key)
-    return result
 
 
 def _maybe_crash(job: FrameJob) -> None:
@@ -303,7 +193,7 @@ def precompute_hints(
     items: Sequence[SplitItem],
     data_root: str | os.PathLike,
     store_root: str | os.PathLike,
-    config: HintConfig = HintConfig(),
+    config: HintConfig | None = None,
     store_format: str = "npy",
     workers: int | None = None,
     frames_per_task: int = 2,
@@ -320,6 +210,7 @@ def precompute_hints(
     one for the run (local, or joining ``address``). ``workers`` defaults to one actor per CPU
     of the cluster. Failed items are listed in ``<store_root>/failures.json``.
     """
+    config = config or HintConfig()
     layout = KittiRawLayout(data_root, image_ext)
     manifest = config.manifest(store_format, data_root, precision)
     store_root = Path(store_root)

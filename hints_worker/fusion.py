@@ -24,6 +24,7 @@ Torch code is device-agnostic: work runs on ``device`` (default: the inputs' dev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import cv2
@@ -206,22 +207,74 @@ def candidate_losses(
     side: str,
     fx: float | None = None,
     align_corners: bool = True,
+    chunk: int = CANDIDATE_CHUNK,
 ) -> torch.Tensor:
-    """Photometric loss of every candidate, (K, 1, H, W); base/other are (3, H, W) in [0, 1]."""
-    _, height, width = depths.shape
+    """Photometric loss of every candidate of every image, (B, K, H, W).
+
+    ``base``/``other`` are (B, 3, H, W) in [0, 1] and ``depths`` (B, K, H, W), every image with
+    its base on ``side``. Candidates are warped ``chunk`` at a time, across images: a GPU takes
+    several images per launch. Each candidate's loss is the same bit for bit whatever the chunk
+    (a chunk within one image compares against that image once, broadcast).
+    """
+    images, count, height, width = depths.shape
     K, inv_K = intrinsics(width, height, fx)
     T = stereo_T(side)
-    losses = []
-    for chunk in depths.split(CANDIDATE_CHUNK):
+    flat = depths.reshape(images * count, height, width)
+    owner = torch.arange(images, device=depths.device).repeat_interleave(count)
+    losses = torch.empty(images * count, 1, height, width, device=depths.device)
+    for start in range(0, images * count, chunk):
+        part = slice(start, start + chunk)
+        first, last = int(owner[part][0]), int(owner[part][-1])
+        sources = other[owner[part]] if first != last else other[first : first + 1]
+        targets = base[owner[part]] if first != last else base[first : first + 1]
         warped = F.grid_sample(
-            other.unsqueeze(0).expand(len(chunk), -1, -1, -1),
-            sampling_grid(chunk, K, inv_K, T),
+            sources.expand(len(flat[part]), -1, -1, -1),
+            sampling_grid(flat[part], K, inv_K, T),
             mode="bilinear",
             padding_mode="border",
             align_corners=align_corners,
         )
-        losses.append(photometric_loss(warped, base.unsqueeze(0)))
-    return torch.cat(losses)
+        losses[part] = photometric_loss(warped, targets)
+    return losses.reshape(images, count, height, width)
+
+
+def fuse_batch(
+    bases: Sequence[ImageLike],
+    others: Sequence[ImageLike],
+    depths: Sequence[ImageLike],
+    side: str,
+    fx: float | None = None,
+    mode: FusionMode = "parity",
+    align_corners: bool = True,
+    device: str | torch.device | None = None,
+    chunk: int = CANDIDATE_CHUNK,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`fuse` for several images whose base is on the same ``side``, in one batch.
+
+    Each image's result equals :func:`fuse`'s bit for bit on the same device; ``chunk`` is how
+    many candidates are warped together (larger on a GPU).
+    """
+    if mode not in FUSION_MODES:
+        raise ValueError(f"unknown fusion mode {mode!r}; expected one of {FUSION_MODES}")
+    dev = _resolve_device(device, *bases, *others, *depths)
+    depth_t = torch.stack([_as_tensor(d).to(device=dev, dtype=torch.float32) for d in depths])
+    if depth_t.ndim != 4 or depth_t.shape[1] > 255:
+        raise ValueError(f"depths must be (K ≤ 255, H, W) each, got {tuple(depth_t.shape[1:])}")
+    base = torch.stack([_as_chw(image, dev) for image in bases])
+    other = torch.stack([_as_chw(image, dev) for image in others])
+    if base.shape != other.shape or base.shape[2:] != depth_t.shape[2:]:
+        raise ValueError(
+            f"shape mismatch: base {tuple(base.shape[1:])}, other {tuple(other.shape[1:])}, "
+            f"depths {tuple(depth_t.shape[1:])}"
+        )
+    with torch.no_grad():
+        losses = candidate_losses(base, other, depth_t, side, fx, align_corners, chunk)
+        if mode == "masked":
+            losses = losses.masked_fill(depth_t <= 0, float("inf"))
+        best = torch.argmin(losses, dim=1, keepdim=True)
+        hints = torch.gather(depth_t, 1, best)[:, 0].cpu().numpy()
+        winners = best[:, 0].to(torch.uint8).cpu().numpy()
+    return list(zip(hints, winners, strict=True))
 
 
 def fuse(
@@ -241,25 +294,8 @@ def fuse(
     argmin ties go to the lowest candidate index. In ``masked`` mode a pixel with no valid
     candidate gets hint 0 and argmin 0.
     """
-    if mode not in FUSION_MODES:
-        raise ValueError(f"unknown fusion mode {mode!r}; expected one of {FUSION_MODES}")
-    dev = _resolve_device(device, base_rgb, other_rgb, depths)
-    depth_t = _as_tensor(depths).to(device=dev, dtype=torch.float32)
-    if depth_t.ndim != 3 or depth_t.shape[0] > 255:
-        raise ValueError(f"depths must be (K ≤ 255, H, W), got {tuple(depth_t.shape)}")
-    base, other = _as_chw(base_rgb, dev), _as_chw(other_rgb, dev)
-    if base.shape != other.shape or base.shape[1:] != depth_t.shape[1:]:
-        raise ValueError(
-            f"shape mismatch: base {tuple(base.shape)}, other {tuple(other.shape)}, "
-            f"depths {tuple(depth_t.shape)}"
-        )
-    with torch.no_grad():
-        losses = candidate_losses(base, other, depth_t, side, fx, align_corners)[:, 0]
-        if mode == "masked":
-            losses = losses.masked_fill(depth_t <= 0, float("inf"))
-        best = torch.argmin(losses, dim=0, keepdim=True)
-        hint = torch.gather(depth_t, 0, best)[0]
-    return hint.cpu().numpy(), best[0].to(torch.uint8).cpu().numpy()
+    (result,) = fuse_batch([base_rgb], [other_rgb], [depths], side, fx, mode, align_corners, device)
+    return result
 
 
 def fuse_pair(

@@ -10,7 +10,7 @@ import torch
 
 from depthhints.data import synthetic as syn
 from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
-from hints_worker.actors import FrameJob, HintConfig, compute_frame
+from hints_worker.compute import FrameJob, HintConfig, compute_frame
 from hints_worker.sgm import make_matchers
 from hints_worker.store import NpyHintStore
 

@@ -17,6 +17,7 @@ from PIL import Image
 from hints_worker.fusion import (
     candidate_losses,
     fuse,
+    fuse_batch,
     fuse_pair,
     hint_fx,
     intrinsics,
@@ -95,7 +96,7 @@ def test_single_preset_is_one_published_matcher():
     (matcher,) = make_matchers("single")
     assert (matcher.getBlockSize(), matcher.getNumDisparities()) == (3, 128)
     assert (3, 128) in MATCHER_SETTINGS
-    from hints_worker.actors import HintConfig  # imports Ray (starts nothing)
+    from hints_worker.compute import HintConfig
 
     manifest = HintConfig(matchers="single").manifest("npy", ".")
     assert manifest.config["candidates"]["settings"] == [[3, 128]]
@@ -280,7 +281,7 @@ def test_invalid_candidate_samples_top_corner(side, column):
     base, other, _ = _random_case(3)
     zeros = torch.zeros(1, *base.shape[:2])
     base_t, other_t = (torch.from_numpy(img).permute(2, 0, 1) for img in (base, other))
-    losses = candidate_losses(base_t, other_t, zeros, side)
+    losses = candidate_losses(base_t[None], other_t[None], zeros[None], side)
     corner = other_t[:, :1, column].reshape(1, 3, 1, 1).expand(1, 3, *base.shape[:2])
     expected = photometric_loss(corner.contiguous(), base_t[None])
     torch.testing.assert_close(losses, expected)
@@ -332,3 +333,15 @@ def test_fuse_pair_is_both_sides():
             np.testing.assert_array_equal(ours, theirs)
     assert (result["l"][0][:, 100:-20] > 0).mean() > 0.9
     assert (result["r"][0][:, 20:-100] > 0).mean() > 0.9
+
+
+@pytest.mark.parametrize("side", ["l", "r"])
+def test_a_batch_of_images_fuses_as_each_alone(side):
+    """Several images in one launch (chunks across images): each as fused alone, bit for bit."""
+    cases = [_random_case(seed) for seed in (5, 6, 7)]
+    alone = [fuse(base, other, depths, side) for base, other, depths in cases]
+    for chunk in (4, 5, 36):
+        batched = fuse_batch(*zip(*cases, strict=True), side, chunk=chunk)
+        for (hint, argmin), (expected_hint, expected_argmin) in zip(batched, alone, strict=True):
+            np.testing.assert_array_equal(hint, expected_hint)
+            np.testing.assert_array_equal(argmin, expected_argmin)
