@@ -7,8 +7,9 @@ and writes straight into the store, flushing before it returns, so a reported re
 Ray restarts a dead actor and retries its batch; an unreadable image is recorded as a failure
 (path and reason) while every other frame completes. A store that takes no more files (disk
 full, read-only) stops the run with ``StoreWriteError``; what was stored stays, and a rerun
-computes the rest. On a cluster whose every node has GPUs,
-each actor gets a share of one and runs the fusion there (matching stays on the CPU).
+computes the rest. On a cluster whose every node has GPUs, each GPU gets one worker with its
+share of the node's cores: matcher processes on the cores, the fusion batched on the GPU
+(``hints_worker.node``); on other clusters nothing changes.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ from hints_worker.compute import (
     compute_frame,
     plan_jobs,
 )
+from hints_worker.node import NodeHints
 from hints_worker.preflight import check_store, preflight
 from hints_worker.sgm import make_matchers
 from hints_worker.store import (
     MANIFEST,
+    HintKey,
     StoreManifest,
     StoreWriteError,
     hint_key,
@@ -68,9 +71,35 @@ def _maybe_crash(job: FrameJob) -> None:
         os._exit(1)
 
 
+class _StoreWorker:
+    """What both kinds of worker share: the store, and a restart that reports stored hints.
+
+    Ray retries the batch of an actor that died, possibly after the batch was flushed but
+    before the reply got through. A restarted actor therefore reports the hints already in the
+    store as written instead of storing them again (a Parquet store would hold the key twice).
+    """
+
+    def __init__(self, store_root: str, manifest: StoreManifest) -> None:
+        self.store = open_store(store_root, manifest)
+        with warnings.catch_warnings():  # Ray 2.60 reads its own deprecated actor_id here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+    def ready(self) -> str:
+        """Returns once the actor is constructed: the id of the node it runs on."""
+        return ray.get_runtime_context().get_node_id()
+
+    def _unstored(self, job: FrameJob) -> tuple[FrameJob, list[HintKey]]:
+        """``job`` without the sides a restarted actor finds stored, and those keys."""
+        _maybe_crash(job)
+        keys = [(job.folder, job.frame, side) for side in job.sides]
+        stored = [key for key in keys if self.restarted and key in self.store]
+        return replace(job, sides=tuple(key[2] for key in keys if key not in stored)), stored
+
+
 @ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=3)
-class HintWorker:
-    """One core's worth of hint computation, writing into the shared store."""
+class HintWorker(_StoreWorker):
+    """One core's worth of hint computation (matching and fusion), writing into the store."""
 
     def __init__(
         self,
@@ -82,39 +111,19 @@ class HintWorker:
     ):
         cv2.setNumThreads(1)
         torch.set_num_threads(1)
+        super().__init__(store_root, manifest)
         self.layout = KittiRawLayout(data_root, image_ext)
-        self.store = open_store(store_root, manifest)
         self.config = config
         self.matchers = make_matchers(config.matchers)
-        with warnings.catch_warnings():  # Ray 2.60 reads its own deprecated actor_id here
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
-        # Ray sets CUDA_VISIBLE_DEVICES to the GPU share it granted this actor, if any.
-        self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
-
-    def ready(self) -> str:
-        """Returns once the actor is constructed: the id of the node it runs on."""
-        return ray.get_runtime_context().get_node_id()
 
     def process(self, jobs: Sequence[FrameJob]) -> list[FrameResult]:
-        """Compute a batch and flush it, so that every reported hint is on disk.
-
-        Ray retries the batch of an actor that died, possibly after the batch was flushed but
-        before the reply got through. A restarted actor therefore reports the hints already in
-        the store as written instead of storing them again (a Parquet store would hold the key
-        twice).
-        """
+        """Compute a batch and flush it, so that every reported hint is on disk."""
         results = []
         for job in jobs:
-            _maybe_crash(job)
-            keys = [(job.folder, job.frame, side) for side in job.sides]
-            stored = [key for key in keys if self.restarted and key in self.store]
-            job = replace(job, sides=tuple(key[2] for key in keys if key not in stored))
+            job, stored = self._unstored(job)
             try:
                 result = (
-                    compute_frame(
-                        job, self.layout, self.config, self.matchers, self.store, self.device
-                    )
+                    compute_frame(job, self.layout, self.config, self.matchers, self.store)
                     if job.sides
                     else FrameResult()
                 )
@@ -122,12 +131,42 @@ class HintWorker:
                 raise
             except Exception as error:  # any per-frame failure is recorded; the run goes on
                 reason = f"{type(error).__name__}: {error}"
-                failed = [key for key in keys if key not in stored]
-                result = FrameResult(failures=[Failure(key, reason) for key in failed])
+                keys = [(job.folder, job.frame, side) for side in job.sides]
+                result = FrameResult(failures=[Failure(key, reason) for key in keys])
             result.written[:0] = stored
             results.append(result)
         self.store.flush()
         return results
+
+
+@ray.remote(max_restarts=-1, max_task_retries=3)
+class GpuNodeWorker(_StoreWorker):
+    """A GPU and its share of a node's cores: matcher processes on the cores, the fusion on
+    the GPU in batches (``hints_worker.node``), writing into the store."""
+
+    def __init__(
+        self,
+        data_root: str,
+        image_ext: str,
+        store_root: str,
+        manifest: StoreManifest,
+        config: HintConfig,
+        processes: int,
+    ):
+        super().__init__(store_root, manifest)
+        layout = KittiRawLayout(data_root, image_ext)
+        self.node = NodeHints(layout, config, processes)  # CUDA when Ray granted a GPU
+
+    def process(self, jobs: Sequence[FrameJob]) -> list[FrameResult]:
+        """Compute a batch (its frames matched in parallel) and flush it."""
+        todo, results = [], []
+        for job in jobs:
+            job, stored = self._unstored(job)
+            if stored:
+                results.append(FrameResult(written=stored))
+            if job.sides:
+                todo.append(job)
+        return results + list(self.node.run(todo, self.store))
 
 
 def gpu_share(nodes: Iterable[dict]) -> float:
@@ -142,6 +181,17 @@ def gpu_share(nodes: Iterable[dict]) -> float:
         if node.get("Alive") and node["Resources"].get("CPU", 0) >= 1
     ]
     return min(1.0, *ratios) if ratios else 0.0
+
+
+def node_workers(nodes: Sequence[dict]) -> tuple[int, int]:
+    """(GPU-node workers, cores each) for a pool of nodes (``ray.nodes()``): one worker per GPU
+    with its node's cores per GPU when every node with CPUs has a GPU; else (0, 0), and one-core
+    actors match and fuse on the CPU."""
+    share = gpu_share(nodes)
+    if not share:
+        return 0, 0
+    gpus = sum(int(n["Resources"].get("GPU", 0)) for n in nodes if n.get("Alive"))
+    return gpus, max(1, int(1 / share))
 
 
 @contextmanager
@@ -231,14 +281,28 @@ def precompute_hints(
             pool_nodes = [
                 n for n in ray.nodes() if not labelled or HINTS_RESOURCE in n["Resources"]
             ]
-            actors = [
-                HintWorker.options(
-                    num_gpus=gpu_share(pool_nodes),
-                    scheduling_strategy="SPREAD",  # over every node, so a lost node costs a share
-                    resources={HINTS_RESOURCE: 1} if labelled else {},
-                ).remote(str(layout.root), layout.image_ext, str(store_root), manifest, config)
-                for _ in range(count)
-            ]
+            arguments = (str(layout.root), layout.image_ext, str(store_root), manifest, config)
+            gpu_workers, cores = node_workers(pool_nodes)
+            if gpu_workers:  # matcher processes on every core, the fusion batched on the GPU
+                count = min(workers or gpu_workers, len(jobs))
+                frames_per_task = max(frames_per_task, 2 * cores)
+                actors = [
+                    GpuNodeWorker.options(
+                        num_cpus=cores,
+                        num_gpus=1,
+                        scheduling_strategy="SPREAD",
+                        resources={HINTS_RESOURCE: cores} if labelled else {},
+                    ).remote(*arguments, cores)
+                    for _ in range(count)
+                ]
+            else:
+                actors = [
+                    HintWorker.options(
+                        scheduling_strategy="SPREAD",  # over every node: a lost node costs a share
+                        resources={HINTS_RESOURCE: 1} if labelled else {},
+                    ).remote(*arguments)
+                    for _ in range(count)
+                ]
             nodes = sorted(set(ray.get([actor.ready.remote() for actor in actors])))
             startup = time.perf_counter() - start
             batches = [jobs[i : i + frames_per_task] for i in range(0, len(jobs), frames_per_task)]

@@ -14,8 +14,11 @@ from depthhints.data.kitti import KittiRawLayout, load_image, read_split_file
 from hints_worker.actors import (
     CRASH_ONCE_ENV,
     FAILURES_FILE,
+    GpuNodeWorker,
     HintConfig,
     gpu_share,
+    node_workers,
+    plan_jobs,
     precompute_hints,
 )
 from hints_worker.fusion import fuse_pair, resize_for_hints
@@ -132,3 +135,30 @@ def test_gpu_share_only_when_every_node_can_hold_its_actors():
     assert gpu_share([_node(2, 4)]) == 1  # never more than one GPU per actor
     assert gpu_share([_node(16, 1), _node(16)]) == 0  # a CPU-only node could hold no actor
     assert gpu_share([_node(16, 1), _node(16, alive=False), _node(0, 8)]) == 1 / 16
+
+
+def test_one_gpu_node_worker_per_gpu_with_its_share_of_cores():
+    assert node_workers([_node(16)]) == (0, 0)  # CPU nodes: one-core actors, as before
+    assert node_workers([_node(16, 1)]) == (1, 16)
+    assert node_workers([_node(16, 2), _node(16, 2)]) == (4, 8)
+    assert node_workers([_node(16, 1), _node(16)]) == (0, 0)
+
+
+def test_a_gpu_node_worker_stores_what_one_core_actors_store(drive, cluster, tmp_path):
+    """Run here on the CPU (no GPU): its matcher processes and batched fuser, driven by Ray."""
+    root, items = drive
+    reference = precompute_hints(items, root, tmp_path / "ref", CONFIG, workers=2, progress=False)
+    assert reference.ok
+    layout = KittiRawLayout(root)
+    manifest = CONFIG.manifest("npy", root)
+    worker = GpuNodeWorker.options(num_cpus=2).remote(
+        str(root), layout.image_ext, str(tmp_path / "node"), manifest, CONFIG, 2
+    )
+    jobs = plan_jobs(items, set())
+    results = ray.get(worker.process.remote(jobs))
+    ray.kill(worker)
+    assert not [f for r in results for f in r.failures]
+    expected, got = open_store(tmp_path / "ref"), open_store(tmp_path / "node")
+    assert got.keys() == expected.keys() == {k for r in results for k in r.written}
+    for key in sorted(expected.keys()):
+        np.testing.assert_array_equal(got.read(key), expected.read(key))
