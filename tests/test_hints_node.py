@@ -23,8 +23,12 @@ def drive(tmp_path_factory):
     return KittiRawLayout(root), read_split_file(splits["train"])
 
 
-@pytest.mark.parametrize(("store_format", "batch"), [("npy", 3), ("parquet", 8)])
-def test_node_hints_equal_frame_by_frame(drive, tmp_path, store_format, batch):
+@pytest.mark.parametrize(
+    ("store_format", "batch", "batched"),
+    [("npy", 3, True), ("parquet", 8, True), ("npy", 8, False)],
+)
+def test_node_hints_equal_frame_by_frame(drive, tmp_path, store_format, batch, batched):
+    """Batched (the GPU's way, here on the CPU) or fused in each process: the same hints."""
     layout, items = drive
     jobs = plan_jobs(items, set())
     manifest = CONFIG.manifest(store_format, layout.root)
@@ -34,7 +38,7 @@ def test_node_hints_equal_frame_by_frame(drive, tmp_path, store_format, batch):
         assert not compute_frame(job, layout, CONFIG, matchers, reference).failures
     reference.flush()
     store = open_store(tmp_path / "node", manifest)
-    with NodeHints(layout, CONFIG, processes=2, device="cpu", batch=batch) as node:
+    with NodeHints(layout, CONFIG, 2, "cpu", batch, batched) as node:
         results = list(node.run(jobs, store))
     assert sorted((j.folder, j.frame) for j in jobs) == sorted(
         {(r.written[0][0], r.written[0][1]) for r in results}
