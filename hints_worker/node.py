@@ -75,8 +75,9 @@ class NodeHints:
     ) -> None:
         self.config = config
         self.processes = processes or os.cpu_count() or 1
-        # forked before this process touches CUDA; the matchers never do
-        self.pool = multiprocessing.get_context("fork").Pool(
+        # spawned, not forked: a fork of a process whose OpenMP or gRPC threads hold a lock
+        # (torch's, Ray's) can hang the child
+        self.pool = multiprocessing.get_context("spawn").Pool(
             self.processes, _start_matcher, (str(layout.root), layout.image_ext, config)
         )
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

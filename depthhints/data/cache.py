@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import uuid
@@ -175,7 +176,8 @@ def _build(
     ]
     paths = [layout.image_path(*key) for key in images]
     hint_width = 0
-    with ProcessPoolExecutor(workers) if workers else _Inline() as pool:
+    spawn = multiprocessing.get_context("spawn")  # a fork of a training process can hang
+    with ProcessPoolExecutor(workers, spawn) if workers else _Inline() as pool:
         pyramids = pool.map(_pyramid, paths, [sizes] * len(paths), chunksize=8)
         for i, pyramid in enumerate(tqdm(pyramids, "cache: images", len(paths), unit="img")):
             if pyramid[0].shape[1:] != (sizes[0][1], sizes[0][0]):
