@@ -1,10 +1,26 @@
-"""Helpers shared by the training tests."""
+"""Helpers shared by the tests."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from depthhints.config import TrainConfig
+
+REPO = Path(__file__).resolve().parent.parent
+UNINSTALLED = ("ray", "mlflow", "pandas", "scipy")  # absent from a bare GPU machine
+
+# sitecustomize: the packages look uninstalled. A None entry in sys.modules makes `import ray`
+# raise ModuleNotFoundError and importlib.util.find_spec("ray") return None, as for a missing
+# package (torch probes some of them with find_spec; a finder that raised would break that).
+BLOCKER = """
+import sys
+
+for name in {names!r}:
+    sys.modules[name] = None
+"""
 
 
 def tiny_config(tree: dict, tmp_path: Path, **changes) -> TrainConfig:
@@ -24,3 +40,21 @@ def tiny_config(tree: dict, tmp_path: Path, **changes) -> TrainConfig:
         log_frequency=1000,
     )
     return TrainConfig(**{**values, **changes})
+
+
+def run_on_a_bare_machine(
+    args: list[str], tmp_path: Path, timeout: float
+) -> subprocess.CompletedProcess:
+    """``python *args`` in the repository with Ray, MLflow, pandas and scipy unimportable, as on
+    a GPU machine that has only torch and its friends."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(BLOCKER.format(names=UNINSTALLED))
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

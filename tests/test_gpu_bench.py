@@ -4,29 +4,17 @@ machine, so that the script a GPU run depends on cannot rot."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_import_light import BLOCKER, UNINSTALLED
+from tests.helpers import run_on_a_bare_machine
 
 
 @pytest.mark.slow
 def test_gpu_benchmark_smoke(tmp_path):
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(BLOCKER.format(names=UNINSTALLED))
     out = tmp_path / "gpu"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.gpu", "--smoke", "--no-compile", "--out", str(out)],
-        cwd=REPO,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"},
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = run_on_a_bare_machine(
+        ["-m", "bench.gpu", "--smoke", "--no-compile", "--out", str(out)], tmp_path, 900
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "gpu.json").read_text())

@@ -3,29 +3,17 @@ when there is no GPU, the batched fusion on the CPU) and without Ray, MLflow, pa
 as on a bare GPU machine."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_import_light import BLOCKER, UNINSTALLED
+from tests.helpers import run_on_a_bare_machine
 
 
 @pytest.mark.slow
 def test_hint_gpu_benchmark_smoke(tmp_path):
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(BLOCKER.format(names=UNINSTALLED))
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.hints_gpu", "--smoke", "--out", str(out)],
-        cwd=REPO,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = run_on_a_bare_machine(
+        ["-m", "bench.hints_gpu", "--smoke", "--out", str(out)], tmp_path, 600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "hints_gpu.json").read_text())

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from depthhints.data import synthetic as syn
+from tests.helpers import BLOCKER, UNINSTALLED
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("ray", "mlflow", "dashboards")  # never imported by the core
-UNINSTALLED = ("ray", "mlflow", "pandas", "scipy")  # absent from a bare GPU machine
 
 # Trains one epoch through the Python API with tracking off, predicts with the weights, imports
 # the rest of the core, then prints the heavy packages found in sys.modules.
@@ -47,16 +47,6 @@ assert depth.shape == image.shape[:2], depth.shape
 
 heavy = sys.argv[2].split(",")
 print(json.dumps(sorted(m for m in sys.modules if m.partition(".")[0] in heavy)))
-"""
-
-# sitecustomize: the packages look uninstalled. A None entry in sys.modules makes `import ray`
-# raise ModuleNotFoundError and importlib.util.find_spec("ray") return None, as for a missing
-# package (torch probes some of them with find_spec; a finder that raised would break that).
-BLOCKER = """
-import sys
-
-for name in {names!r}:
-    sys.modules[name] = None
 """
 
 
