@@ -39,10 +39,9 @@ from hints_worker.compute import (
     plan_jobs,
 )
 from hints_worker.node import NodeHints
-from hints_worker.preflight import check_store, preflight
+from hints_worker.preflight import preflight
 from hints_worker.sgm import make_matchers
 from hints_worker.store import (
-    MANIFEST,
     HintKey,
     StoreManifest,
     StoreWriteError,
@@ -265,10 +264,8 @@ def precompute_hints(
     manifest = config.manifest(store_format, data_root, precision)
     store_root = Path(store_root)
     requested = {hint_key(item) for item in items}
-    check_store(store_root, manifest)
-    done = open_store(store_root).keys() if (store_root / MANIFEST).is_file() else set()
-    plan = preflight(items, layout, store_root, manifest, done)
-    jobs = plan_jobs(plan.todo, done)
+    plan = preflight(items, layout, store_root, manifest)
+    jobs = plan_jobs(plan.todo, plan.done)
     todo = sum(len(job.sides) for job in jobs)
     written, failures, startup, compute, count, nodes = 0, [], 0.0, 0.0, 0, []
     if jobs:

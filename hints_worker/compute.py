@@ -182,12 +182,11 @@ def compute_frame(
     config: HintConfig,
     matchers: list[cv2.StereoSGBM],
     store: HintStore,
-    device: str = "cpu",
 ) -> FrameResult:
-    """Hints for the requested sides of one frame, written to ``store``."""
+    """Hints for the requested sides of one frame (fused on the CPU), written to ``store``."""
     candidates, failures = match_frame(job, layout, config, matchers)
     result = FrameResult(failures=failures)
-    for key, hint in fuse_candidates(candidates, config, device):
+    for key, hint in fuse_candidates(candidates, config):
         store.write(key, hint)
         result.written.append(key)
     return result

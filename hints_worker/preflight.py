@@ -16,7 +16,14 @@ from pathlib import Path
 
 from depthhints.data.kitti import KittiRawLayout, SplitItem
 from depthhints.errors import ConfigError, MissingDataError
-from hints_worker.store import MANIFEST, HintKey, StoreManifest, StoreMismatchError, hint_key
+from hints_worker.store import (
+    MANIFEST,
+    HintKey,
+    StoreManifest,
+    StoreMismatchError,
+    hint_key,
+    open_store,
+)
 
 MOSTLY_MISSING = 0.5
 """Share of missing images above which a run is refused rather than recorded item by item."""
@@ -25,9 +32,11 @@ SHOWN = 3
 
 @dataclass(frozen=True)
 class Preflight:
-    """What a run will do: ``todo`` items lack a hint; ``missing`` images are absent."""
+    """What a run will do: ``todo`` items lack a hint (``done`` are stored); ``missing`` images
+    are absent."""
 
     todo: list[SplitItem]
+    done: set[HintKey]
     missing: list[Path]
     requested: int
 
@@ -116,12 +125,12 @@ def preflight(
     layout: KittiRawLayout,
     store_root: Path,
     manifest: StoreManifest,
-    done: set[HintKey],
 ) -> Preflight:
     """What a run over ``items`` has to do, or an error saying why it should not start."""
     if not items:
         raise ConfigError("the split lists no items; check --split")
     check_store(store_root, manifest)
+    done = open_store(store_root).keys() if (store_root / MANIFEST).is_file() else set()
     todo = [item for item in items if hint_key(item) not in done]
     missing, needed = missing_images(layout, todo)
     if needed and len(missing) > MOSTLY_MISSING * needed:
@@ -130,4 +139,4 @@ def preflight(
             f"{len(missing)} of the {needed} images the split needs are missing, e.g.\n  {shown}\n"
             f"{_likely_fix(layout, todo)}"
         )
-    return Preflight(todo=todo, missing=missing, requested=len(items))
+    return Preflight(todo=todo, done=done, missing=missing, requested=len(items))

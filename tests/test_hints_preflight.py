@@ -61,7 +61,7 @@ def test_a_data_root_without_drives_is_named(drive, tmp_path):
     layout = KittiRawLayout(photos, ".png")
     manifest = CONFIG.manifest("npy", photos)
     with pytest.raises(MissingDataError, match="is --data-path the KITTI raw root"):
-        preflight(items, layout, tmp_path / "h", manifest, set())
+        preflight(items, layout, tmp_path / "h", manifest)
 
 
 def test_a_few_missing_images_are_left_to_the_run(drive, tmp_path):
@@ -72,7 +72,7 @@ def test_a_few_missing_images_are_left_to_the_run(drive, tmp_path):
     moved = tmp_path / "moved.png"
     path.rename(moved)
     try:
-        plan = preflight(items, layout, tmp_path / "h", CONFIG.manifest("npy", root), set())
+        plan = preflight(items, layout, tmp_path / "h", CONFIG.manifest("npy", root))
     finally:
         moved.rename(path)
     assert plan.missing == [path] and len(plan.todo) == len(items)
@@ -85,11 +85,11 @@ def test_a_store_of_other_settings_names_them(drive, tmp_path):
     layout = KittiRawLayout(root)
     other = HintConfig(height=96, width=320, matchers="fast")
     with pytest.raises(StoreMismatchError) as error:
-        preflight(items, layout, store, other.manifest("npy", root), set())
+        preflight(items, layout, store, other.manifest("npy", root))
     message = str(error.value)
     assert "matchers parity vs fast" in message and "resolution 192x64 vs 320x96" in message
     with pytest.raises(StoreMismatchError, match="format npy vs parquet"):
-        preflight(items, layout, store, CONFIG.manifest("parquet", root), set())
+        preflight(items, layout, store, CONFIG.manifest("parquet", root))
 
 
 def test_a_store_without_manifest_is_refused_not_relabelled(drive, tmp_path):

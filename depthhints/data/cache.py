@@ -43,11 +43,11 @@ from depthhints.data.dataset import (
     ColorJitterParams,
     FrameId,
     MonoDataset,
+    lanczos_pyramid,
     stereo_transform,
 )
 from depthhints.data.jitter import jitter_batch
 from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image
-from depthhints.errors import DataFileError, MissingDataError
 from hints_worker.store import HintKey, HintStore, hint_key
 
 CACHE_VERSION = 1
@@ -139,21 +139,11 @@ def open_cache(
 def _pyramid(path: Path, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
     """The reference's cascaded Lanczos pyramid of one image, each level (3, h, w) uint8."""
     image = Image.fromarray(load_image(path, require_colour=True))
-    levels = []
-    for size in sizes:
-        image = image.resize(size, Image.Resampling.LANCZOS)
-        levels.append(np.asarray(image).transpose(2, 0, 1))
-    return levels
+    return [np.asarray(level).transpose(2, 0, 1) for level in lanczos_pyramid(image, sizes)]
 
 
 def _hint_rows(store: HintStore, key: HintKey, rows: np.ndarray) -> np.ndarray:
-    try:
-        return store.read(key)[rows]
-    except MissingDataError:
-        raise MissingDataError(
-            f"no depth hint for {key} in {store.root}; run `depthhints hints` for this split, "
-            "or point depth_hint_path at the right store"
-        ) from None
+    return store.read(key)[rows]
 
 
 def _build(
@@ -180,8 +170,6 @@ def _build(
     with ProcessPoolExecutor(workers, spawn) if workers else _Inline() as pool:
         pyramids = pool.map(_pyramid, paths, [sizes] * len(paths), chunksize=8)
         for i, pyramid in enumerate(tqdm(pyramids, "cache: images", len(paths), unit="img")):
-            if pyramid[0].shape[1:] != (sizes[0][1], sizes[0][0]):
-                raise DataFileError(f"{paths[i]}: unexpected pyramid shape {pyramid[0].shape}")
             for level, array in zip(levels, pyramid, strict=True):
                 level[i] = array
         if hints:

@@ -99,6 +99,15 @@ def stereo_transform(side: str, flip: bool) -> torch.Tensor:
     return torch.from_numpy(stereo_T("l" if side in ("l", "2") else "r", flip))
 
 
+def lanczos_pyramid(image: Image.Image, sizes: Sequence[tuple[int, int]]) -> list[Image.Image]:
+    """Cascaded Lanczos resizes to ``sizes`` (W, H): native -> scale 0 -> scale 1 -> ..."""
+    levels = []
+    for size in sizes:
+        image = image.resize(size, Image.Resampling.LANCZOS)
+        levels.append(image)
+    return levels
+
+
 def _to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL RGB -> float32 (3, H, W) in [0, 1], bit-identical to torchvision's to_tensor."""
     array = torch.from_numpy(np.array(image))  # HWC uint8; permuting bytes is cheapest
@@ -280,12 +289,7 @@ class MonoDataset(Dataset):
         return Image.fromarray(load_image(path, require_colour=True))
 
     def _pyramid(self, image: Image.Image) -> list[Image.Image]:
-        """Cascaded Lanczos resizes: native -> scale 0 -> scale 1 -> ..."""
-        levels = []
-        for size in self._sizes:
-            image = image.resize(size, Image.Resampling.LANCZOS)
-            levels.append(image)
-        return levels
+        return lanczos_pyramid(image, self._sizes)
 
     def _load_hint(self, item: SplitItem, flip: bool) -> np.ndarray:
         key = hint_key(item)

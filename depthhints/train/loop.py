@@ -254,10 +254,10 @@ def run_loop(
                 reporter.log("train", {"lr": lr, **rates, **losses, **extra}, step)
                 with _monitoring_rng(device):
                     reporter.log("val", _validate(net, val_set, step, config, device), step)
-                pending.add({"step": step, "epoch": epoch, "lr": lr}, losses)
+                scalars = losses
             else:
                 scalars = train_step_tensors(model, optimizer, batch, config)
-                pending.add({"step": step, "epoch": epoch, "lr": lr}, scalars)
+            pending.add({"step": step, "epoch": epoch, "lr": lr}, scalars)
             for step_hook in step_hooks:
                 step_hook(step, net)
             position.step += 1

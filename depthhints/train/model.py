@@ -125,18 +125,16 @@ class DepthHintsModel(nn.Module):
 
         def run(frames: list[int]) -> tuple[Tensor, Tensor]:
             with self._networks_precision(inputs[("color_aug", 0, 0)]):
-                return run_networks(frames)
-
-        def run_networks(frames: list[int]) -> tuple[Tensor, Tensor]:
-            if pose_type == "shared":
-                axisangle, translation = self.pose([features[f] for f in frames])
-            else:
-                images = self._layout(torch.cat([inputs[("color_aug", f, 0)] for f in frames], 1))
-                if pose_type == "posecnn":
-                    axisangle, translation = self.pose(images)
+                if pose_type == "shared":
+                    axisangle, translation = self.pose([features[f] for f in frames])
                 else:
-                    assert self.pose_encoder is not None
-                    axisangle, translation = self.pose([self.pose_encoder(images)])
+                    images = torch.cat([inputs[("color_aug", f, 0)] for f in frames], 1)
+                    images = self._layout(images)
+                    if pose_type == "posecnn":
+                        axisangle, translation = self.pose(images)
+                    else:
+                        assert self.pose_encoder is not None
+                        axisangle, translation = self.pose([self.pose_encoder(images)])
             return axisangle.float(), translation.float()
 
         if self.config.pose_model_input == "pairs":
