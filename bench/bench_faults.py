@@ -66,9 +66,9 @@ def _hints(root: Path, store: Path, kill: bool) -> tuple[float, int]:
     import ray
 
     import hints_worker.actors as actors
+    from depthhints.data.hint_store import MANIFEST, open_store
     from depthhints.data.kitti import SplitItem
     from hints_worker.actors import HintConfig, precompute_hints
-    from hints_worker.store import MANIFEST, open_store
 
     folder = json.loads((root / "synthetic.json").read_text())["drives"][0]
     items = [SplitItem(folder, f, s) for f in range(FRAMES) for s in "lr"]

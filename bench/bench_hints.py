@@ -29,6 +29,7 @@ import torch
 
 from bench.report import table, write_section
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import HintKey, StoreManifest, open_store
 from depthhints.data.kitti import (
     KittiRawLayout,
     SplitItem,
@@ -38,11 +39,10 @@ from depthhints.data.kitti import (
     read_split_file,
     velodyne_to_depth_map,
 )
+from depthhints.hints.fusion import fuse_pair, resize_for_hints
+from depthhints.hints.quality import evaluate_store, image_metrics, summarise
+from depthhints.hints.sgm import make_matchers
 from hints_worker.actors import FrameJob, HintConfig, compute_frame, plan_jobs, precompute_hints
-from hints_worker.fusion import fuse_pair, resize_for_hints
-from hints_worker.quality import evaluate_store, image_metrics, summarise
-from hints_worker.sgm import make_matchers
-from hints_worker.store import HintKey, StoreManifest, open_store
 from tests.oracles import published_hint
 
 TIMED_FRAMES = 4  # 8 images per variant on one core

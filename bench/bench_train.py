@@ -29,11 +29,11 @@ from bench.fixtures import hints_from_ground_truth, split_items
 from bench.report import table, write_section
 from depthhints.config import TrainConfig
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import NpyHintStore
 from depthhints.data.kitti import read_split_file
 from depthhints.train.data import build_dataset, epoch_order, make_loader
 from depthhints.train.model import build_model
 from depthhints.train.step import batch_to_device, train_step
-from hints_worker.store import NpyHintStore
 
 BATCH = 4
 TIMED_STEPS = 3

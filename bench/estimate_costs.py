@@ -124,8 +124,8 @@ class Trial:
 
 def hint_images(splits: set[str]) -> int:
     """Distinct images (both sides of every frame) of the train and val lists of ``splits``."""
+    from depthhints.data.hint_store import hint_key
     from depthhints.data.kitti import load_split
-    from hints_worker.store import hint_key
 
     keys = {
         hint_key(item)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from depthhints.data.hint_store import NpyHintStore, StoreManifest, hint_key
 from depthhints.data.kitti import KittiRawLayout, SplitItem, load_depth_png, read_split_file
-from hints_worker.quality import STEREO_SCALE
-from hints_worker.store import NpyHintStore, StoreManifest, hint_key
+from depthhints.hints.quality import STEREO_SCALE
 
 
 def hints_from_ground_truth(

@@ -42,13 +42,14 @@ from bench.stages import Run
 from depthhints.config import TrainConfig
 from depthhints.data import synthetic as syn
 from depthhints.data.kitti import SplitItem, load_image, write_split_file
+from depthhints.geometry import disparity_to_depth, focal_px
+from depthhints.hints.fusion import fuse, resize_for_hints
+from depthhints.hints.sgm import candidate_disparities, make_matchers
 from depthhints.train.data import build_datasets, device_batch, epoch_order, make_loader
 from depthhints.train.loop import PendingLosses, fit, seed_everything
 from depthhints.train.model import build_model
 from depthhints.train.reporting import TrackingOptions
 from depthhints.train.step import train_step_tensors
-from hints_worker.fusion import fuse, hint_fx, resize_for_hints
-from hints_worker.sgm import candidate_disparities, disparity_to_depth, make_matchers
 
 REFERENCE_WORKERS = 12  # the published loader's worker count
 DRIFT_VARIANTS = {  # each against "fp32": the cache loader with every speed option off
@@ -280,7 +281,7 @@ def measure_end_to_end(config: TrainConfig, data: dict) -> dict:
 def measure_fusion(left: np.ndarray, right: np.ndarray, device: torch.device, repeats: int) -> dict:
     """Fusions per second of one image's 12 candidates on ``device`` and on the CPU."""
     base, other = resize_for_hints(left), resize_for_hints(right)
-    fx = hint_fx(base.shape[1])
+    fx = focal_px(base.shape[1])
     depths = disparity_to_depth(candidate_disparities(base, other, "l", make_matchers()), fx)
     rates = {}
     for name in dict.fromkeys(("cpu", device.type)):

@@ -20,6 +20,9 @@ from depthhints.config import TrainConfig
 from depthhints.data.kitti import KittiRawLayout, load_image, read_split_file
 from depthhints.evaluate import EvalImageDataset, evaluate_predictions, gt_depth_maps
 from depthhints.evaluate import predict_disparities as eval_disparities
+from depthhints.geometry import disparity_to_depth, focal_px
+from depthhints.hints.fusion import fuse, resize_for_hints
+from depthhints.hints.sgm import candidate_disparities, make_matchers
 from depthhints.models import load_depth_net
 from depthhints.predict import predict_depth
 from depthhints.train.checkpoint import read_state
@@ -28,8 +31,6 @@ from depthhints.train.loop import fit
 from depthhints.train.model import build_model
 from depthhints.train.reporting import TrackingOptions
 from depthhints.train.step import forward_losses
-from hints_worker.fusion import fuse, hint_fx, resize_for_hints
-from hints_worker.sgm import candidate_disparities, disparity_to_depth, make_matchers
 
 NO_TRACKING = TrackingOptions(enabled=False)
 
@@ -173,7 +174,7 @@ def fusion_difference(left: np.ndarray, right: np.ndarray, device: torch.device)
     Shares are over the pixels of both images (left and right base).
     """
     left, right = resize_for_hints(left), resize_for_hints(right)
-    fx = hint_fx(left.shape[1])
+    fx = focal_px(left.shape[1])
     matchers = make_matchers("parity")
     same_hint = same_argmin = total = 0
     largest = 0.0

@@ -34,11 +34,11 @@ from bench.gpu import KITTI_PAIR
 from bench.report import table, write_section
 from bench.stages import Run
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import open_store
 from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image
-from hints_worker.compute import HintConfig, plan_jobs
+from depthhints.hints.compute import HintConfig, plan_jobs
+from depthhints.hints.quality import evaluate_store
 from hints_worker.node import NodeHints
-from hints_worker.quality import evaluate_store
-from hints_worker.store import open_store
 
 EIGEN_FULL_IMAGES = 46_976
 GOAL_MINUTES = {"parity": 35, "fast": 15}

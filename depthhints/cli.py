@@ -263,10 +263,10 @@ def hint_quality(
 ) -> dict:
     """One store's quality (and cost, from its ``timing.json``), logged to MLflow when a
     ``tracking_uri`` is given."""
+    from depthhints.data.hint_store import open_store
+    from depthhints.hints.quality import evaluate_store
     from depthhints.results import log_hint_quality
     from hints_worker.actors import read_timing
-    from hints_worker.quality import evaluate_store
-    from hints_worker.store import open_store
 
     store = open_store(root)
     keys = sorted(store.keys())

@@ -18,13 +18,13 @@ import torch
 
 from depthhints.config import TrainConfig
 from depthhints.data.dataset import MonoDataset
+from depthhints.data.hint_store import open_store
 from depthhints.data.kitti import KittiRawLayout, SplitItem
 from depthhints.losses import compute_losses
 from depthhints.models.checkpoint import filter_state_dict
 from depthhints.models.depth_net import read_weights
 from depthhints.predict import depth_scale
 from depthhints.train.model import build_model
-from hints_worker.store import open_store
 
 FIELDS = ("image", "prediction", "hint", "hint_mask", "gt")
 

@@ -220,8 +220,8 @@ def _git_commit() -> str:
 def _hint_store_hash(config: TrainConfig) -> str:
     if not config.use_depth_hints:
         return "none"
+    from depthhints.data.hint_store import open_store
     from depthhints.errors import DepthHintsError
-    from hints_worker.store import open_store
 
     try:
         manifest = open_store(config.hint_path).manifest

@@ -1,1 +1,2 @@
-"""Distributed precomputation of fused SGM depth hints (built in a later issue)."""
+"""Hint precomputation at scale: a pool of matcher processes per node, Ray actors across a
+cluster, pre-flight checks of the store, resume and fault tolerance."""

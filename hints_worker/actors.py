@@ -29,19 +29,7 @@ import torch
 from ray.util import ActorPool
 from tqdm import tqdm
 
-from depthhints.data.kitti import KittiRawLayout, SplitItem
-from hints_worker.compute import (
-    Failure,
-    FrameJob,
-    FrameResult,
-    HintConfig,
-    compute_frame,
-    plan_jobs,
-)
-from hints_worker.node import NodeHints
-from hints_worker.preflight import preflight
-from hints_worker.sgm import make_matchers
-from hints_worker.store import (
+from depthhints.data.hint_store import (
     HintKey,
     StoreManifest,
     StoreWriteError,
@@ -49,6 +37,18 @@ from hints_worker.store import (
     open_store,
     write_atomically,
 )
+from depthhints.data.kitti import KittiRawLayout, SplitItem
+from depthhints.hints.compute import (
+    Failure,
+    FrameJob,
+    FrameResult,
+    HintConfig,
+    compute_frame,
+    plan_jobs,
+)
+from depthhints.hints.sgm import make_matchers
+from hints_worker.node import NodeHints
+from hints_worker.preflight import preflight
 
 FAILURES_FILE = "failures.json"
 TIMING_FILE = "timing.json"

@@ -18,8 +18,9 @@ from functools import partial
 import cv2
 import torch
 
+from depthhints.data.hint_store import HintStore
 from depthhints.data.kitti import KittiRawLayout
-from hints_worker.compute import (
+from depthhints.hints.compute import (
     Candidates,
     Failure,
     FrameJob,
@@ -28,8 +29,7 @@ from hints_worker.compute import (
     fuse_candidates,
     match_frame,
 )
-from hints_worker.sgm import make_matchers
-from hints_worker.store import HintStore
+from depthhints.hints.sgm import make_matchers
 
 GPU_CHUNK = 48
 """Candidates warped per launch on a GPU (4 images of 12)."""

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from depthhints.data.kitti import KittiRawLayout, SplitItem
-from depthhints.errors import ConfigError, MissingDataError
-from hints_worker.store import (
+from depthhints.data.hint_store import (
     MANIFEST,
     HintKey,
     StoreManifest,
@@ -24,6 +22,8 @@ from hints_worker.store import (
     hint_key,
     open_store,
 )
+from depthhints.data.kitti import KittiRawLayout, SplitItem
+from depthhints.errors import ConfigError, MissingDataError
 
 MOSTLY_MISSING = 0.5
 """Share of missing images above which a run is refused rather than recorded item by item."""

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import NpyHintStore
 from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
-from hints_worker.compute import FrameJob, HintConfig, compute_frame
-from hints_worker.sgm import make_matchers
-from hints_worker.store import NpyHintStore
+from depthhints.hints.compute import FrameJob, HintConfig, compute_frame
+from depthhints.hints.sgm import make_matchers
 
 TRAIN_FRAMES = (2, 3)
 REPO = Path(__file__).resolve().parent.parent

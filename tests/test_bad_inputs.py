@@ -26,6 +26,7 @@ from depthhints.cli import build_parser
 from depthhints.config import TrainConfig
 from depthhints.data import synthetic as syn
 from depthhints.data.dataset import MonoDataset
+from depthhints.data.hint_store import NpyHintStore, StoreMismatchError, hint_key, open_store
 from depthhints.data.kitti import KittiRawLayout, SplitItem, read_split_file
 from depthhints.errors import (
     CalibrationError,
@@ -40,7 +41,6 @@ from depthhints.export import export_depth_net
 from depthhints.models import ResnetEncoder
 from depthhints.train.checkpoint import load_state
 from hints_worker.actors import HintConfig
-from hints_worker.store import NpyHintStore, StoreMismatchError, hint_key, open_store
 
 DRIVE = syn.DriveConfig(num_frames=3, width=128, height=64, seed=3)
 ITEM = SplitItem(DRIVE.folder, 1, "l")  # frame 1: both temporal neighbours exist

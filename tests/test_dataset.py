@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader
 
 from depthhints.data import synthetic as syn
 from depthhints.data.dataset import Augmentation, ColorJitterParams, MonoDataset
+from depthhints.data.hint_store import NpyHintStore, StoreManifest, hint_key
 from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image, read_split_file
 from depthhints.errors import ConfigError, MissingDataError
-from hints_worker.store import NpyHintStore, StoreManifest, hint_key
 
 H, W = 64, 128  # network input; 4 scales -> 16x8 at the smallest
 NATIVE_H, NATIVE_W = 128, 416

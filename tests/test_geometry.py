@@ -157,7 +157,7 @@ def test_align_corners_false_shifts_by_half_a_pixel():
 
 def test_warp_float64_and_matches_hint_fusion_warp():
     """The training warp and the hint precompute's sampling grid agree."""
-    from hints_worker.fusion import intrinsics, sampling_grid
+    from depthhints.hints.fusion import intrinsics, sampling_grid
 
     height, width = 10, 24
     K, inv_K = scaled_intrinsics(width, height)

@@ -11,10 +11,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from depthhints.data.kitti import SplitItem, load_image
-from depthhints.errors import DataFileError, MissingDataError
-from hints_worker.fusion import fuse_pair, resize_for_hints
-from hints_worker.store import (
+from depthhints.data.hint_store import (
     NpyHintStore,
     ParquetHintStore,
     StoreManifest,
@@ -24,6 +21,9 @@ from hints_worker.store import (
     open_store,
     row_hint,
 )
+from depthhints.data.kitti import SplitItem, load_image
+from depthhints.errors import DataFileError, MissingDataError
+from depthhints.hints.fusion import fuse_pair, resize_for_hints
 
 H, W = 32, 96
 FOLDER = "2011_09_26/2011_09_26_drive_0001_sync"

@@ -10,7 +10,9 @@ import pytest
 import ray
 
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import hint_key, open_store, row_hint
 from depthhints.data.kitti import KittiRawLayout, load_image, read_split_file
+from depthhints.hints.fusion import fuse_pair, resize_for_hints
 from hints_worker.actors import (
     CRASH_ONCE_ENV,
     FAILURES_FILE,
@@ -21,8 +23,6 @@ from hints_worker.actors import (
     plan_jobs,
     precompute_hints,
 )
-from hints_worker.fusion import fuse_pair, resize_for_hints
-from hints_worker.store import hint_key, open_store, row_hint
 
 CONFIG = HintConfig(height=96, width=320)  # small, so that SGBM x 12 is quick
 

@@ -14,22 +14,22 @@ import pytest
 import torch
 from PIL import Image
 
-from hints_worker.fusion import (
+from depthhints.geometry import disparity_to_depth, focal_px
+from depthhints.hints.fusion import (
+    HINT_WIDTH,
     candidate_losses,
     fuse,
     fuse_batch,
     fuse_pair,
-    hint_fx,
     intrinsics,
     photometric_loss,
     resize_for_hints,
     stereo_T,
 )
-from hints_worker.sgm import (
+from depthhints.hints.sgm import (
     MATCHER_SETTINGS,
     PUBLISHED,
     candidate_disparities,
-    disparity_to_depth,
     make_matchers,
 )
 from tests.oracles import plain_fusion, published_hint
@@ -96,7 +96,7 @@ def test_single_preset_is_one_published_matcher():
     (matcher,) = make_matchers("single")
     assert (matcher.getBlockSize(), matcher.getNumDisparities()) == (3, 128)
     assert (3, 128) in MATCHER_SETTINGS
-    from hints_worker.compute import HintConfig
+    from depthhints.hints.compute import HintConfig
 
     manifest = HintConfig(matchers="single").manifest("npy", ".")
     assert manifest.config["candidates"]["settings"] == [[3, 128]]
@@ -121,7 +121,7 @@ def test_disparity_to_depth_values():
 
 
 def test_hint_focal_and_stereo_T():
-    assert hint_fx(1024) == pytest.approx(593.92, abs=1e-4)
+    assert focal_px(1024) == pytest.approx(593.92, abs=1e-4)
     K, inv_K = intrinsics(1024, 320)
     assert K.dtype == inv_K.dtype == np.float32
     np.testing.assert_allclose(K[:2, :3], [[593.92, 0, 512], [0, 614.4, 160]], rtol=1e-6)
@@ -167,7 +167,7 @@ def real_pair():
     """The reference pair and its 12 candidate depth maps per side (SGBM run once per side)."""
     left, right = _rgb(REFERENCE / "left_1024x320.png"), _rgb(REFERENCE / "right_1024x320.png")
     matchers = make_matchers("parity")
-    fx = hint_fx(left.shape[1])
+    fx = focal_px(left.shape[1])
     views = {"l": (left, right), "r": (right, left)}
     depths = {
         side: disparity_to_depth(candidate_disparities(base, other, side, matchers), fx)
@@ -208,7 +208,7 @@ def test_skipping_duplicate_matchers_changes_nothing(real_pair, side):
     views, depths = real_pair
     base, other = views[side]
     published = disparity_to_depth(
-        candidate_disparities(base, other, side, make_matchers(PUBLISHED)), hint_fx()
+        candidate_disparities(base, other, side, make_matchers(PUBLISHED)), focal_px(HINT_WIDTH)
     )
     np.testing.assert_array_equal(published[4:8], published[8:12])
     np.testing.assert_array_equal(published[:8], depths[side])
@@ -241,7 +241,7 @@ def test_single_preset_hint_is_its_matcher_depth(fusion):
     (matcher,) = make_matchers("single")
     for side, (base, other) in {"l": (left, right), "r": (right, left)}.items():
         (depth,) = disparity_to_depth(
-            candidate_disparities(base, other, side, [matcher]), hint_fx()
+            candidate_disparities(base, other, side, [matcher]), focal_px(HINT_WIDTH)
         )
         hint, argmin = result[side]
         valid = depth > 0
@@ -260,7 +260,7 @@ def _random_case(seed: int, n: int = 12, height: int = 24, width: int = 40):
     other = rng.random((height, width, 3), dtype=np.float32)
     disp = rng.uniform(0.3, 12.0, (n, height, width)).astype(np.float32)
     disp[rng.random(disp.shape) < 0.25] = -1.0  # invalid, as SGBM reports
-    return base, other, disparity_to_depth(disp, hint_fx(width))
+    return base, other, disparity_to_depth(disp, focal_px(width))
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
@@ -325,7 +325,7 @@ def test_fuse_pair_is_both_sides():
     left, right = _textured_pair(8, height=32, width=224)
     matchers = make_matchers()
     result = fuse_pair(left, right, matchers)
-    fx = hint_fx(left.shape[1])
+    fx = focal_px(left.shape[1])
     for side, (base, other) in {"l": (left, right), "r": (right, left)}.items():
         depths = disparity_to_depth(candidate_disparities(base, other, side, matchers), fx)
         expected = fuse(base, other, depths, side, fx)

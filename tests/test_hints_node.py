@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import open_store
 from depthhints.data.kitti import KittiRawLayout, read_split_file
-from hints_worker.compute import HintConfig, compute_frame, plan_jobs
+from depthhints.hints.compute import HintConfig, compute_frame, plan_jobs
+from depthhints.hints.sgm import make_matchers
 from hints_worker.node import NodeHints
-from hints_worker.sgm import make_matchers
-from hints_worker.store import open_store
 
 CONFIG = HintConfig(height=64, width=192)
 

@@ -12,11 +12,11 @@ import pytest
 import ray
 
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import NpyHintStore, StoreMismatchError, hint_key, open_store
 from depthhints.data.kitti import KittiRawLayout, SplitItem, read_split_file
 from depthhints.errors import MissingDataError
 from hints_worker.actors import HintConfig, Summary, precompute_hints
 from hints_worker.preflight import preflight
-from hints_worker.store import NpyHintStore, StoreMismatchError, hint_key, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = HintConfig(height=64, width=192)

@@ -10,11 +10,11 @@ import pytest
 
 from depthhints.cli import main
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import NpyHintStore, StoreManifest, hint_key
 from depthhints.data.kitti import KittiRawLayout, load_image, read_split_file
 from depthhints.errors import MissingDataError
-from hints_worker.fusion import fuse_pair
-from hints_worker.quality import STEREO_SCALE, ground_truth, image_metrics, summarise
-from hints_worker.store import NpyHintStore, StoreManifest, hint_key
+from depthhints.hints.fusion import fuse_pair
+from depthhints.hints.quality import STEREO_SCALE, ground_truth, image_metrics, summarise
 
 HEIGHT, WIDTH = 128, 416
 

@@ -33,9 +33,9 @@ assert result.weights, "no weights written"
 
 import depthhints.data.synthetic
 import depthhints.evaluate
-import hints_worker.fusion
-import hints_worker.sgm
-import hints_worker.store
+import depthhints.hints.fusion
+import depthhints.hints.sgm
+import depthhints.data.hint_store
 from depthhints.data.kitti import KittiRawLayout, load_image, read_split_file
 from depthhints.models import load_depth_net
 from depthhints.predict import predict_depth

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from depthhints.config import TrainConfig
+from depthhints.hints import fusion
 from depthhints.losses import (
     compute_losses,
     hint_proxy_loss,
@@ -23,7 +24,6 @@ from depthhints.losses import (
     smoothness_loss,
     ssim,
 )
-from hints_worker import fusion
 
 
 @pytest.fixture(autouse=True, scope="module")

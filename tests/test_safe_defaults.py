@@ -39,6 +39,7 @@ from dashboards import ui
 from depthhints.cli import build_parser, main
 from depthhints.cluster_config import DRIVER_ENV_VARS, load_yaml
 from depthhints.config import TrainConfig
+from depthhints.data.hint_store import NpyHintStore, ParquetHintStore, StoreManifest
 from depthhints.errors import ConfigError, DataFileError
 from depthhints.evaluate import load_gt_depths, save_gt_depths
 from depthhints.models.depth_net import load_depth_net
@@ -61,7 +62,6 @@ from depthhints.train.reporting import (
 )
 from depthhints.train.trainer import init_ray
 from hints_worker.actors import ray_session
-from hints_worker.store import NpyHintStore, ParquetHintStore, StoreManifest
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = [REPO / name for name in ("depthhints", "hints_worker", "dashboards", "experiments")]

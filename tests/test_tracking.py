@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from depthhints.config import TrainConfig
+from depthhints.data.hint_store import StoreManifest, open_store
 from depthhints.tracking import (
     JOURNAL,
     REJECTED,
@@ -29,7 +30,6 @@ from depthhints.tracking import (
     run_tags,
     sync_pending,
 )
-from hints_worker.store import StoreManifest, open_store
 
 CLOSED_PORT_URI = "http://127.0.0.1:9"  # the discard port: nothing listens, connections refused
 

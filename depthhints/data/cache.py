@@ -46,9 +46,9 @@ from depthhints.data.dataset import (
     lanczos_pyramid,
     stereo_transform,
 )
+from depthhints.data.hint_store import HintKey, HintStore, hint_key
 from depthhints.data.jitter import jitter_batch
 from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image
-from hints_worker.store import HintKey, HintStore, hint_key
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"

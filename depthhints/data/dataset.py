@@ -34,6 +34,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torch.utils.data import Dataset
 
+from depthhints.data.hint_store import HintKey, HintStore, hint_key
 from depthhints.data.kitti import (
     KittiRawLayout,
     SplitItem,
@@ -43,7 +44,6 @@ from depthhints.data.kitti import (
 )
 from depthhints.errors import ConfigError, DataFileError, MissingDataError
 from depthhints.geometry import scaled_intrinsics, stereo_T
-from hints_worker.store import HintKey, HintStore, hint_key
 
 FrameId = int | str
 

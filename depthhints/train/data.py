@@ -16,10 +16,10 @@ from torch.utils.data import DataLoader
 from depthhints.config import TrainConfig
 from depthhints.data.cache import CachedDataset, CacheSpec, TrainingCache, open_cache
 from depthhints.data.dataset import MonoDataset
+from depthhints.data.hint_store import HintStore, open_store
 from depthhints.data.kitti import KittiRawLayout, SplitItem, read_split_file, split_file
 from depthhints.errors import ConfigError, MissingDataError
 from depthhints.train.step import batch_to_device
-from hints_worker.store import HintStore, open_store
 
 MISSING_SHOWN = 5
 NUM_SCALES = 4

@@ -23,9 +23,9 @@ from ray.util import ActorPool
 
 import hints_worker.actors as actors
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import MANIFEST, HintKey, NpyHintStore, ParquetHintStore, open_store
 from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
 from hints_worker.actors import HintConfig, HintWorker, plan_jobs, precompute_hints
-from hints_worker.store import MANIFEST, HintKey, NpyHintStore, ParquetHintStore, open_store
 from tests.faults.drivers import DEADLINE_S, driver, own_ray_env, wait_for
 
 CONFIG = HintConfig(height=64, width=192)  # the images' own size: no resampling, quick SGBM

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from depthhints.data import synthetic as syn
+from depthhints.data.hint_store import MANIFEST, open_store
 from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
-from hints_worker.store import MANIFEST, open_store
 from tests.faults.drivers import wait_for
 from tests.local_cluster import REPO, LocalCluster, cluster_env
 

@@ -14,7 +14,7 @@ Two layouts behind one interface:
     made by this pipeline is the float32 depth of an OpenCV fixed-point disparity (1/16 px), so
     its row holds that disparity (``encoding`` "disparity16", column ``disparity``: uint16, the
     fixed-point disparity + 16, so that OpenCV's "no match" (−1 px) is 0; byte-stream-split)
-    and reading recomputes the depth with ``disparity_to_depth`` at ``hint_fx(width)``. A hint
+    and reading recomputes the depth with ``disparity_to_depth`` at ``focal_px(width)``. A hint
     that does not come back bit for bit that way (made elsewhere, e.g. from ground truth) is
     kept as float32 (``encoding`` "float32", column ``depth``, plain encoding).
   - ``"float16"``: the depth as float16 (11 significant bits, byte-stream-split), lossy; the
@@ -55,8 +55,7 @@ import pyarrow.parquet as pq
 
 from depthhints.data.kitti import SIDE_TO_CAMERA, SplitItem
 from depthhints.errors import ConfigError, DataFileError, DepthHintsError, MissingDataError
-from hints_worker.fusion import hint_fx
-from hints_worker.sgm import BASELINE, disparity_to_depth
+from depthhints.geometry import STEREO_BASELINE, disparity_to_depth, focal_px
 
 MANIFEST = "manifest.json"
 STORE_VERSION = 2
@@ -331,7 +330,8 @@ def hint_disparity(hint: np.ndarray, fx: float) -> np.ndarray | None:
     bit, or None if there is none (a hint not made from SGBM disparities at focal ``fx``)."""
     hint = np.asarray(hint, dtype=np.float32)
     positive = hint > 0
-    inverse = DISPARITY_SCALE * fx * BASELINE / np.where(positive, hint, 1).astype(np.float64)
+    scaled = DISPARITY_SCALE * fx * STEREO_BASELINE
+    inverse = scaled / np.where(positive, hint, 1).astype(np.float64)
     # depth 0 is disparity 0 (+0.0) or a negative one, OpenCV's "no match" (−0.0)
     fixed = np.where(positive, np.rint(inverse), np.where(np.signbit(hint), -DISPARITY_SCALE, 0))
     stored = np.clip(fixed + DISPARITY_OFFSET, 0, np.iinfo(np.uint16).max).astype(np.uint16)
@@ -367,7 +367,7 @@ def row_hint(row: Mapping[str, Any], where: str = "") -> np.ndarray:
         )
     values = np.asarray(values).reshape(height, width)
     if encoding == "disparity16":
-        return disparity_hint(values, hint_fx(width))
+        return disparity_hint(values, focal_px(width))
     return values.astype(np.float32, copy=False)
 
 
@@ -455,7 +455,7 @@ class ParquetHintStore(HintStore):
             flat = np.concatenate([hint.astype(np.float16).ravel() for hint in hints])
             depth = pa.FixedSizeListArray.from_arrays(pa.array(flat), hints[0].size)
             return {"depth": depth}, {"depth.list.element": "BYTE_STREAM_SPLIT"}
-        fx = hint_fx(hints[0].shape[1])
+        fx = focal_px(hints[0].shape[1])
         disparities = [hint_disparity(hint, fx) for hint in hints]
         exact = [hint if d is None else None for hint, d in zip(hints, disparities, strict=True)]
         columns = {

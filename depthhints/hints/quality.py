@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from depthhints.data.hint_store import HintKey, HintStore
 from depthhints.data.kitti import (
     KittiRawLayout,
     load_depth_png,
@@ -30,7 +31,6 @@ from depthhints.data.kitti import (
     velodyne_to_depth_map,
 )
 from depthhints.errors import MissingDataError
-from hints_worker.store import HintKey, HintStore
 
 STEREO_SCALE = 5.4
 MIN_DEPTH, MAX_DEPTH = 1e-3, 80.0

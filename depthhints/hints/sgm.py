@@ -84,10 +84,6 @@ MATCHER_PRESETS: dict[str, MatcherPreset] = {
 PUBLISHED = MatcherPreset(cv2.STEREO_SGBM_MODE_SGBM, MATCHER_SETTINGS)
 """All 12 published matchers, duplicates included (the baseline and the tests run these)."""
 
-BASELINE = 0.1
-"""Nominal stereo baseline in network units (SPEC §2.2); × 5.4 gives metres."""
-
-DEPTH_EPS = 1e-7
 SIDES = ("l", "r")
 
 
@@ -146,14 +142,3 @@ def candidate_disparities(
     out /= np.float32(16.0)  # int16 with 4 fractional bits; exact in float32
     return out
 
-
-def disparity_to_depth(disp: np.ndarray, fx: float, baseline: float = BASELINE) -> np.ndarray:
-    """Depth = fx·baseline / (disp + 1e-7), zeroed where disp ≤ 0 (SPEC §3.4), float32.
-
-    Computed in float32 throughout, which is what reproduces the reference hint values bit for
-    bit (a float64 computation rounded to float32 differs in the last bit on ~5 % of pixels).
-    """
-    disp = np.asarray(disp, dtype=np.float32)
-    numerator = np.float32(fx) * np.float32(baseline)
-    depth = numerator / (disp + np.float32(DEPTH_EPS))
-    return (depth * (disp > 0)).astype(np.float32, copy=False)

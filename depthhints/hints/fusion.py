@@ -33,12 +33,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from hints_worker.sgm import (
-    BASELINE,
+from depthhints.geometry import STEREO_BASELINE, disparity_to_depth, focal_px
+from depthhints.hints.sgm import (
     SIDES,
     MatcherMode,
     candidate_disparities,
-    disparity_to_depth,
     make_matchers,
 )
 
@@ -76,11 +75,6 @@ def resize_for_hints(
     return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
 
 
-def hint_fx(width: int = HINT_WIDTH) -> float:
-    """K[0, 0] in pixels at ``width`` (float32 arithmetic, as the reference): 593.92 at 1024."""
-    return float(KITTI_K_NORM[0, 0] * np.float32(width))
-
-
 def intrinsics(width: int, height: int, fx: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """K scaled to (width, height) and its pseudo-inverse, both float32 4×4.
 
@@ -100,7 +94,7 @@ def stereo_T(side: str) -> np.ndarray:
     if side not in SIDES:
         raise ValueError(f"side must be 'l' or 'r', got {side!r}")
     T = np.eye(4, dtype=np.float32)
-    T[0, 3] = (-1.0 if side == "l" else 1.0) * BASELINE
+    T[0, 3] = (-1.0 if side == "l" else 1.0) * STEREO_BASELINE
     return T
 
 
@@ -313,7 +307,7 @@ def fuse_pair(
     Returns ``{"l": (hint, argmin), "r": (hint, argmin)}``.
     """
     matchers = matchers if matchers is not None else make_matchers(matcher_mode)
-    fx = hint_fx(left_rgb_uint8.shape[1])
+    fx = focal_px(left_rgb_uint8.shape[1])
     views = {"l": (left_rgb_uint8, right_rgb_uint8), "r": (right_rgb_uint8, left_rgb_uint8)}
     out = {}
     for side, (base, other) in views.items():

@@ -16,24 +16,23 @@ import cv2
 import numpy as np
 import torch
 
+from depthhints.data.hint_store import HintKey, HintStore, StoreManifest, hint_key
 from depthhints.data.kitti import KittiRawLayout, SplitItem, load_image
 from depthhints.errors import ConfigError, DataFileError, DepthHintsError
-from hints_worker.fusion import (
+from depthhints.geometry import disparity_to_depth, focal_px
+from depthhints.hints.fusion import (
     CANDIDATE_CHUNK,
     FUSION_MODES,
     FusionMode,
     fuse_batch,
-    hint_fx,
     resize_for_hints,
 )
-from hints_worker.sgm import (
+from depthhints.hints.sgm import (
     MATCHER_PRESETS,
     MatcherMode,
     candidate_disparities,
-    disparity_to_depth,
     matcher_preset,
 )
-from hints_worker.store import HintKey, HintStore, StoreManifest, hint_key
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class HintConfig:
     def manifest(
         self, store_format: str, data_root: str | os.PathLike, precision: str = "exact"
     ) -> StoreManifest:
-        """The manifest of a store of these hints (``precision``: see ``hints_worker.store``)."""
+        """The manifest of a store of these hints (``precision``: see the hint store)."""
         settings = {k: v for k, v in asdict(self).items() if k not in ("height", "width")}
         settings["candidates"] = matcher_preset(self.matchers).describe()
         return StoreManifest(
@@ -138,7 +137,7 @@ def match_frame(
     images = {
         side: resize_for_hints(im, config.width, config.height) for side, im in native.items()
     }
-    fx = hint_fx(config.width)
+    fx = focal_px(config.width)
     candidates = []
     for key, side in zip(keys, job.sides, strict=True):
         base, other = images[side], images["r" if side == "l" else "l"]
@@ -155,7 +154,7 @@ def fuse_candidates(
 ) -> list[tuple[HintKey, np.ndarray]]:
     """The hint of each image, fused ``chunk`` candidates at a time on ``device`` (images of a
     side together), in the order given."""
-    fx = hint_fx(config.width)
+    fx = focal_px(config.width)
     hints: dict[HintKey, np.ndarray] = {}
     for side in ("l", "r"):
         group = [c for c in candidates if c.side == side]
