@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUIET_PIP := grep -v 'is ignored: it is neither a file nor a directory' || true
 
-.PHONY: venv demo ui test lint bench ablation clean
+.PHONY: venv demo ui test test-fast lint bench ablation clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+test-fast: lint  # the inner loop: every test not marked slow (~2 min on 2 cores)
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -10,7 +10,7 @@ process started by this script, with MLflow tracking into a fresh embedded store
 
 Per run: the wall time from launching the command to the end of the first step, and the mean
 step time of the steady state (steps 2..N of one epoch, from the end-of-step timestamps of
-``train.probes.log_step_times`` on rank 0; the epoch-end checkpoint comes after them). Each kind
+``probes.log_step_times`` on rank 0; the epoch-end checkpoint comes after them). Each kind
 runs ``REPEATS`` times, interleaved, and the fastest run counts: single runs vary by ±3 % here.
 Goal: Ray's per-step cost ≤ 5 % above the single-process loop at the same per-worker batch.
 """
@@ -80,7 +80,7 @@ def run(kind: str, root: Path, out: Path, workers: int) -> None:
     tracking = TrackingOptions(uri=f"sqlite:///{out / 'mlflow.db'}")
     probe = {"step_times": str(out / "times")}
     if kind == "local":
-        from depthhints.train import probes
+        from depthhints import probes
         from depthhints.train.loop import LocalSession, run_loop
         from depthhints.train.reporting import open_run
 
@@ -154,9 +154,9 @@ def main() -> None:
         "the Ray processes; each worker keeps its per-worker batch, so the effective batch "
         "doubles). Ray's report interval is lowered to "
         "`RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.05` by `init_ray` (the default 2 s blocks every "
-        "`ray.train.report`, PLATFORM_NOTES §2); reports happen at epoch ends and every "
+        "`ray.train.report`); reports happen at epoch ends and every "
         "`checkpoint_steps`, outside the steady-state steps timed here. GPU (images/s per GPU "
-        "at 640×192 R18 batch 12): not measured, no GPU was lent to the session that wrote this."
+        "at 640×192 R18 batch 12): not measured, this machine has no GPU."
     )
     write_section("distributed", "Distributed training on Ray Train (CPU)", body)
     print(body)

@@ -6,7 +6,7 @@ without depth hints, each configuration in a fresh process (so peak RSS is its o
 1. compute: images/s of ``train_step`` on batches already in memory;
 2. loading: images/s of the training DataLoader with the default worker count, ours (no LiDAR)
    against the baseline, the reference's loader, which projects the LiDAR scan of every sample
-   for monitoring metrics (SPEC §7.2 P-12) — measured in the same run;
+   for monitoring metrics (docs/method.md#quirk-training-ground-truth) — measured in the same run;
 3. the share of wall time a real loop (loader workers running beside the step) spends waiting
    for the next batch.
 

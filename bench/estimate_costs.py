@@ -7,7 +7,7 @@
 
 The work is counted from the repository: hint images from the bundled split lists that the
 kitti preset's rows train on (train + val, both sides), training images from the row configs in
-``experiments/configs`` (epochs × whole batches of the train split). Every rate is a
+``depthhints/experiments/configs`` (epochs × whole batches of the train split). Every rate is a
 :class:`Figure` marked measured (docs/benchmarks.md, on the 2-core benchmark machine) or assumed.
 Not included: per-epoch validation and Eigen evaluation, the final evaluation on the head, data
 download and copying, and idle time before the autoscaler removes a node.
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import table
+from depthhints.experiments import CONFIGS
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIGS = REPO / "experiments" / "configs"
 OPERATIONS_MD = REPO / "docs" / "operations.md"
 BLOCK = re.compile(r"<!-- costs -->\n.*?<!-- /costs -->\n", re.S)
 
@@ -136,11 +136,11 @@ def hint_images(splits: set[str]) -> int:
     return len(keys)
 
 
-def row_names() -> list[str]:
-    """The paper's rows (``experiments/configs/<row>_hints.yaml``), in the table's order."""
+def row_names() -> tuple[str, ...]:
+    """The paper's rows (the bundled ``<row>_hints.yaml`` configs), in the table's order."""
     order = ["S_R50_640x192", "S_R50_640x192_nopt", "S_R50_1024x320", "S_R50_1024x320_nopt"]
     rows = sorted(p.name.removesuffix("_hints.yaml") for p in CONFIGS.glob("*_hints.yaml"))
-    return [r for r in order if r in rows] + [r for r in rows if r not in order]
+    return (*[r for r in order if r in rows], *[r for r in rows if r not in order])
 
 
 def trials(cluster: Cluster, figures: dict[str, Figure]) -> list[Trial]:

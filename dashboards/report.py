@@ -12,7 +12,6 @@ the paper's reference runs (logged first, see :mod:`dashboards.paper`).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime
 import os
@@ -120,7 +119,7 @@ def collect(
 
 
 def _training_runs(client: Any, ours: Sequence[ResultRun]) -> list[TrainingRun]:
-    from dashboards import plots
+    from depthhints import plots
     from depthhints.samples import load_samples
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -185,8 +184,8 @@ def render(data: ReportData) -> str:
     """The report as one HTML document."""
     import jinja2
 
-    from dashboards import plots
-    from depthhints.results import HIGHER_IS_BETTER
+    from depthhints import plots
+    from depthhints.evaluate import HIGHER_IS_BETTER
 
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("dashboards", "templates"),
@@ -231,35 +230,3 @@ def build_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data), encoding="utf-8")
     return out.resolve()
-
-
-# --------------------------------------------------------------------------- command line
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """``depthhints report``."""
-    parser = commands.add_parser(
-        "report",
-        help="write the static HTML results report (ours vs the paper) from the MLflow store",
-    )
-    parser.add_argument(
-        "--tracking-uri",
-        help="MLflow store (default: $MLFLOW_TRACKING_URI, else outputs/demo/runs/mlflow.db)",
-    )
-    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment")
-    parser.add_argument(
-        "--sweep", help="sweep name or MLflow run id ('all': every sweep; default: the newest)"
-    )
-    parser.add_argument("--out", default="outputs/report.html", help="the HTML file to write")
-    parser.add_argument(
-        "--screenshot", help="also save a PNG of the report's first screen (needs Chromium)"
-    )
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    path = build_report(args.out, args.tracking_uri, args.experiment, args.sweep)
-    print(f"report: {path} (open it in a browser; it needs no server)")
-    if args.screenshot:
-        from dashboards.browser import screenshot
-
-        print(f"screenshot: {screenshot(path.as_uri(), args.screenshot)}")
-    return 0

@@ -3,8 +3,8 @@
 A run of ours matches a published result that was evaluated the same way (``use_depth_hints``,
 ``post_process``, ``eval_protocol``) and either has the same recipe (``backbone``,
 ``resolution``, ``pretrained``, ``modality``): an exact match; or, failing that, carries the same
-``row`` name (``experiments/configs/<row>.yaml``), i.e. ours is that recipe changed (a shrunken
-demo recipe): the changed params are listed. Runs that differ only in their seed are averaged.
+``row`` name (a bundled row config), i.e. ours is that recipe changed (a shrunken demo recipe):
+the changed params are listed. Runs that differ only in their seed are averaged.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dashboards.runs import ResultRun
-from depthhints.results import COMPARISON_PARAMS, HIGHER_IS_BETTER, TEST_METRICS
+from depthhints.evaluate import HIGHER_IS_BETTER, METRICS
+from depthhints.results import COMPARISON_PARAMS
 
 RECIPE_KEYS = ("backbone", "resolution", "pretrained", "modality")
 EVALUATION_KEYS = ("use_depth_hints", "post_process", "eval_protocol")
@@ -129,4 +130,4 @@ def compare(ours: Sequence[ResultRun], papers: Sequence[ResultRun]) -> list[Comp
 def metrics_shown(rows: Sequence[ComparisonRow]) -> list[str]:
     """The test metrics any row has, in the standard order."""
     present = {m for row in rows for run in row.runs for m in run.metrics}
-    return [m for m in TEST_METRICS if m in present]
+    return [m for m in METRICS if m in present]

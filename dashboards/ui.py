@@ -28,7 +28,6 @@ at it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -46,7 +45,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from depthhints.errors import ConfigError, DepthHintsError
+from depthhints.errors import ConfigError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -78,8 +77,8 @@ def comparison_runs(
 ) -> tuple[list[str], list[str]]:
     """The run ids to compare: our newest ``max_ours`` evaluation runs (newest first) and the
     paper's runs (in :data:`dashboards.paper.PAPER_RESULTS` order)."""
-    from dashboards.paper import PAPER_RESULTS
     from dashboards.runs import result_runs
+    from depthhints.paper import PAPER_RESULTS
 
     ours = result_runs(client, experiment_id, "ours")[:max_ours]
     order = {result.key: index for index, result in enumerate(PAPER_RESULTS)}
@@ -256,45 +255,7 @@ def _check_servable(tracking_uri: str) -> None:
         )
 
 
-# ----------------------------------------------------------------------------------- command
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tracking-uri",
-        help="MLflow store (default: $MLFLOW_TRACKING_URI, else outputs/demo/runs/mlflow.db); "
-        "an http(s):// tracking server is only linked to, not served again",
-    )
-    parser.add_argument(
-        "--experiment", default=EXPERIMENT, help=f"MLflow experiment (default: {EXPERIMENT})"
-    )
-    parser.add_argument(
-        "--host",
-        default=DEFAULT_HOST,
-        help=f"interface to bind (default: {DEFAULT_HOST}, this machine only; 0.0.0.0 exposes "
-        "the UI, which has no login, to the network)",
-    )
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})"
-    )
-    parser.add_argument(
-        "--no-paper",
-        action="store_true",
-        help="do not log (or update) the paper's reference runs in the experiment first",
-    )
-    parser.set_defaults(func=run)
-
-
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Register ``depthhints ui``."""
-    parser = commands.add_parser(
-        "ui",
-        help="the MLflow UI on the project's store, with a link comparing our runs to the paper",
-        description="Logs the paper's reference runs into the experiment (unless --no-paper), "
-        "starts `mlflow server` on the store and prints the experiment page and the compare "
-        "page of our newest evaluation runs next to the paper's. Ctrl-C stops the server.",
-    )
-    _add_arguments(parser)
-
-
+# ----------------------------------------------------------------------------------- serving
 class _Stop(Exception):
     """SIGTERM, turned into an exception so the server is stopped on the way out."""
 
@@ -303,8 +264,15 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def run(args: argparse.Namespace) -> int:
-    """Log the paper's runs, start the UI, print its links and serve until Ctrl-C / SIGTERM."""
+def serve_ui(
+    tracking_uri: str | None = None,
+    experiment_name: str = EXPERIMENT,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    log_paper: bool = True,
+) -> None:
+    """Log the paper's runs (unless ``log_paper`` is False), start the UI on the store, print its
+    links and serve until Ctrl-C / SIGTERM; a tracking server is only linked to."""
     from mlflow import MlflowClient
 
     from dashboards.paper import log_paper_runs
@@ -312,11 +280,11 @@ def run(args: argparse.Namespace) -> int:
     from dashboards.runs import resolve_store
     from depthhints.tracking import without_credentials
 
-    tracking_uri = resolve_store(args.tracking_uri)
-    if not args.no_paper:
-        log_paper_runs(tracking_uri, args.experiment)
+    tracking_uri = resolve_store(tracking_uri)
+    if log_paper:
+        log_paper_runs(tracking_uri, experiment_name)
     client = MlflowClient(tracking_uri)
-    experiment = find_experiment(client, args.experiment)
+    experiment = find_experiment(client, experiment_name)
     ours, paper = comparison_runs(client, experiment)
     run_ids = ours + paper
 
@@ -324,16 +292,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"MLflow UI: {experiment_url(base_url, experiment)}")
         print(f"ours vs the paper: {comparison_url(base_url, experiment, run_ids)}")
         if not ours:
-            print(f"(no evaluation runs of ours in {args.experiment!r} yet: only the paper's)")
+            print(f"(no evaluation runs of ours in {experiment_name!r} yet: only the paper's)")
         sys.stdout.flush()
 
     if tracking_uri.startswith(("http://", "https://")):
         print_links(without_credentials(tracking_uri))  # the browser asks for the login
-        return 0
+        return
 
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        with _serve(tracking_uri, args.host, args.port) as server:
+        with _serve(tracking_uri, host, port) as server:
             print_links(server.url)
             print("serving; Ctrl-C stops the server", flush=True)
             while server.process.poll() is None:
@@ -341,26 +309,5 @@ def run(args: argparse.Namespace) -> int:
             raise server.failure(f"the MLflow server stopped (status {server.process.returncode})")
     except (KeyboardInterrupt, _Stop):
         print("MLflow UI stopped", flush=True)
-        return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m dashboards.ui``: the same as ``depthhints ui``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m dashboards.ui",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except DepthHintsError as error:
-        print(f"depthhints ui: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,8 +3,10 @@
 Ray's own checks, nothing copied, no SSH and no cloud credentials:
 
 - a cluster config is checked raw against Ray's schema (``ray/autoscaler/ray-schema.json``),
-  every error collected; then ``prepare_config`` merges the provider's ``defaults.yaml`` as
-  ``ray up`` does and ``validate_config`` checks the result (in this order: PLATFORM_NOTES §7);
+  every error collected; then Ray's ``fillout_defaults`` merges the provider's ``defaults.yaml``
+  as ``ray up`` does, an on-premise config gets the node type ``ray up`` gives it, and the result
+  is checked against the schema again and for what the schema cannot say (the head's node type
+  exists, worker bounds are ordered);
 - a runtime env is built as ``ray.runtime_env.RuntimeEnv``, which runs Ray's validators for each
   field (``working_dir`` must exist, ``excludes`` a list of strings, ``env_vars`` strings).
 
@@ -14,7 +16,6 @@ Ray is imported inside the functions, so the ``depthhints`` command starts fast.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -62,25 +63,66 @@ def schema_errors(config: dict[str, Any]) -> list[str]:
 
 
 def validate_cluster_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Check a cluster-launcher YAML as ``ray up`` would; returns the prepared config.
+    """Check a cluster-launcher YAML as ``ray up`` would before it connects; returns the
+    config completed with the provider's defaults.
 
-    Raises ConfigError naming the file and each schema error's key path and message, or the
-    error Ray's ``prepare_config`` / ``validate_config`` raised.
+    Raises ConfigError naming the file and each error's key path and message.
     """
-    from ray.autoscaler._private.util import prepare_config, validate_config
+    from ray.autoscaler.sdk import fillout_defaults
 
     raw = load_yaml(path)
     errors = schema_errors(raw)
     if errors:
         listed = "\n".join(f"  - {error}" for error in errors)
         raise ConfigError(f"{path}: {len(errors)} error(s) against Ray's cluster schema:\n{listed}")
-    try:
-        prepared = prepare_config(copy.deepcopy(raw))
-        validate_config(prepared)
-    except Exception as error:  # Ray raises ValueError, RuntimeError, click/jsonschema errors
-        message = getattr(error, "message", None) or str(error) or type(error).__name__
-        raise ConfigError(f"{path}: rejected by Ray's validator: {message}") from error
+    prepared = _node_types(fillout_defaults(copy.deepcopy(raw)))
+    errors = schema_errors(prepared) + _node_type_errors(prepared)
+    if errors:
+        raise ConfigError(f"{path}: with Ray's defaults filled in: {'; '.join(errors)}")
     return prepared
+
+
+LOCAL_NODE_TYPE = "local.cluster.node"
+"""The one node type ``ray up`` gives an on-premise (``provider.type: local``) cluster."""
+
+
+def _node_types(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the worker bounds ``ray up`` gives every node type (min 0; max 0 for the
+    head's type, the cluster's ``max_workers`` for the others); an on-premise config first gets
+    its one node type, :data:`LOCAL_NODE_TYPE`, every worker IP a started worker."""
+    provider = config["provider"]
+    if provider.get("type") == "local" and "available_node_types" not in config:
+        workers = len(provider.get("worker_ips") or [])
+        node = {"node_config": {}, "resources": {}, "min_workers": workers, "max_workers": workers}
+        config = {
+            **config,
+            "available_node_types": {LOCAL_NODE_TYPE: node},
+            "head_node_type": LOCAL_NODE_TYPE,
+            "max_workers": workers,
+        }
+    types = {}
+    for name, node in config.get("available_node_types", {}).items():
+        default = 0 if name == config.get("head_node_type") else config.get("max_workers", 0)
+        types[name] = {"min_workers": 0, "max_workers": default, **node}
+    return {**config, "available_node_types": types}
+
+
+def _node_type_errors(config: dict[str, Any]) -> list[str]:
+    """What the schema cannot say: the head's node type exists, worker bounds are ordered, an
+    on-premise cluster lists its workers."""
+    provider, types = config["provider"], config.get("available_node_types", {})
+    errors = []
+    if provider.get("type") == "local" and "worker_ips" not in provider:
+        errors.append("provider.worker_ips: required for an on-premise cluster (may be [])")
+    if config.get("head_node_type") not in types:
+        errors.append(
+            f"head_node_type: {config.get('head_node_type')!r} is not one of "
+            f"available_node_types {sorted(types)}"
+        )
+    for name, node in types.items():
+        if node.get("min_workers", 0) > node.get("max_workers", 0):
+            errors.append(f"available_node_types.{name}: min_workers > max_workers")
+    return errors
 
 
 def node_resources(config: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -140,25 +182,3 @@ def check_files(clusters: Iterable[str], runtime_envs: Iterable[str]) -> list[st
         env = validate_runtime_env(path)
         lines.append(f"{path}: valid runtime env (fields: {', '.join(sorted(env))})")
     return lines
-
-
-def cmd_check_cluster(args: argparse.Namespace) -> int:
-    """``depthhints check-cluster``: print each file's verdict (errors exit 2 via the CLI)."""
-    if not args.configs and not args.runtime_env:
-        raise ConfigError("check-cluster: give cluster YAMLs and/or --runtime-env FILE")
-    for line in check_files(args.configs, args.runtime_env or []):
-        print(line)
-    return 0
-
-
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``depthhints check-cluster`` sub-command."""
-    parser = commands.add_parser(
-        "check-cluster",
-        help="validate Ray cluster YAMLs (and runtime envs) offline with Ray's own validator",
-    )
-    parser.add_argument("configs", nargs="*", help="cluster-launcher YAMLs (platform/*.yaml)")
-    parser.add_argument(
-        "--runtime-env", action="append", help="a `ray job submit --runtime-env` YAML to check"
-    )
-    parser.set_defaults(func=cmd_check_cluster)

@@ -1,16 +1,21 @@
-"""One typed training configuration, validated, with YAML in/out (SPEC §4.9).
+"""One typed training configuration, validated, with YAML in/out.
 
 Option names are the reference's (``use_depth_hints``, ``num_layers``, ``frame_ids``,
 ``scheduler_step_size``, ...) so the paper's commands translate one to one; defaults are the
-reference defaults. Options the reference lacks are marked "ours" below.
+reference defaults (docs/method.md#options). Each field's docstring documents it (it is the
+field's ``--help``, read by :func:`field_docs`); options the reference lacks say "(ours)".
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import difflib
+import functools
+import inspect
 import json
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -29,7 +34,7 @@ POSE_MODEL_INPUTS = ("pairs", "all")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 LOADERS = ("reference", "cache")
-EVAL_PROTOCOLS = ("eigen", "eigen_benchmark", "dense")  # = depthhints.evaluate.GT_SPLITS
+EVAL_PROTOCOLS = ("eigen", "eigen_benchmark", "dense")  # the GTs depthhints.evaluate scores
 
 
 @dataclass
@@ -38,56 +43,112 @@ class TrainConfig:
 
     # paths
     data_path: str = "kitti_data"
+    """KITTI raw root (or a synthetic tree) holding the images."""
     log_dir: str = "runs"
+    """Folder of the runs: each run writes to <log_dir>/<model_name>."""
     model_name: str = "mdp"
-    split: str = "eigen_zhou"  # a bundled split name, or a folder with {train,val}_files.txt
-    depth_hint_path: str | None = None  # None → <data_path>/depth_hints
-    weights_path: str | None = None  # ours: ImageNet weights file (None → torch hub cache)
+    """Name of the run: its folder under log_dir, its Ray Train and MLflow run name."""
+    split: str = "eigen_zhou"
+    """Training split: a bundled name (eigen_zhou, eigen_full, odom, benchmark) or a folder
+    holding train_files.txt and val_files.txt."""
+    depth_hint_path: str | None = None
+    """Folder of the precomputed depth hints (unset: <data_path>/depth_hints)."""
+    weights_path: str | None = None
+    """ImageNet weights file for weights_init pretrained (unset: the torch hub cache) (ours)."""
     # model and losses
     num_layers: int = 18
+    """ResNet depth of the encoders: 18, 34, 50, 101 or 152."""
     height: int = 192
+    """Network input height in pixels, a multiple of 32."""
     width: int = 640
+    """Network input width in pixels, a multiple of 32."""
     disparity_smoothness: float = 1e-3
+    """Weight of the edge-aware disparity smoothness loss."""
     scales: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    """Decoder scales in the loss: s predicts at 1/2^s of the input size."""
     min_depth: float = 0.1
+    """Smallest depth the network can predict, in metres."""
     max_depth: float = 100.0
+    """Largest depth the network can predict, in metres."""
     use_stereo: bool = False
+    """Train on stereo pairs: the other camera ('s') becomes a source view."""
     frame_ids: list[int] = field(default_factory=lambda: [0, -1, 1])
+    """Frames of a sample as offsets from the target: 0 first, then the temporal source views."""
     use_depth_hints: bool = False
-    hint_supervision: str = "hints"  # ours: hints (published), sum or hard (losses.py, §4.6)
+    """Supervise with the precomputed SGM depth hints (needs use_stereo;
+    docs/method.md#losses)."""
+    hint_supervision: str = "hints"
+    """Where hints supervise: hints (as published: where the hint reprojects better than the
+    prediction), sum (every valid hint pixel, with the photometric loss) or hard (every valid
+    hint pixel, without the photometric loss) (ours)."""
     # optimisation
     batch_size: int = 12
+    """Samples per batch (per worker on Ray Train)."""
     learning_rate: float = 1e-4
+    """Adam learning rate."""
     num_epochs: int = 20
+    """Training epochs."""
     scheduler_step_size: int = 15
+    """Epochs between the learning rate's x0.1 steps (docs/method.md#quirk-lr-schedule)."""
     # ablations
     v1_multiscale: bool = False
+    """Score each scale at its own resolution (Monodepth v1) instead of upsampled to the input
+    size."""
     avg_reprojection: bool = False
+    """Average the source views' reprojection losses instead of taking the per-pixel minimum."""
     disable_automasking: bool = False
+    """Turn off auto-masking, which ignores pixels an unwarped source view matches better."""
     predictive_mask: bool = False
+    """Learn an explainability mask instead of auto-masking (needs disable_automasking)."""
     no_ssim: bool = False
+    """Photometric loss from L1 alone, without SSIM."""
     weights_init: str = "pretrained"
+    """Encoder initialisation: pretrained (ImageNet weights) or scratch."""
     pose_model_input: str = "pairs"
+    """Pose network input: pairs (the target with each source view) or all frames at once."""
     pose_model_type: str = "separate_resnet"
-    align_corners: bool = True  # ours: True = the authors' sampling (SPEC §7.2 P-3)
+    """Pose network: separate_resnet (its own ResNet encoder), posecnn, or shared (the depth
+    encoder's features)."""
+    align_corners: bool = True
+    """Warp with align_corners=True, as the authors trained; False is what the published code
+    does on PyTorch >= 1.3 (ours; docs/method.md#quirk-align-corners)."""
     # system
-    device: str = "auto"  # ours: auto = cuda when available
+    device: str = "auto"
+    """auto (cuda when available), cpu or cuda (ours)."""
     num_workers: int = 2
-    seed: int = 0  # ours: seeds initialisation, shuffling and augmentation
-    load_gt: bool = False  # ours: LiDAR GT per sample for monitoring metrics (costly, P-12)
+    """Data-loading processes (0: load in the training process)."""
+    seed: int = 0
+    """Seed of initialisation, shuffling and augmentation (ours)."""
+    load_gt: bool = False
+    """Load each sample's LiDAR ground truth for training-time depth metrics; costly (ours;
+    docs/method.md#quirk-training-ground-truth)."""
     # speed (ours; the defaults are the published computation)
-    precision: str = "fp32"  # bf16: the networks under bf16 autocast; view synthesis, losses fp32
-    channels_last: bool = False  # networks and their inputs in channels-last memory format
-    compile: bool = False  # torch.compile the networks (the first steps pay the compilation)
-    loader: str = "reference"  # cache: a one-time pyramid cache; flip, jitter, hints on the device
-    cache_dir: str | None = None  # the training cache's folder (None → <log_dir>/training_cache)
+    precision: str = "fp32"
+    """fp32, or bf16: the networks under bf16 autocast, view synthesis and losses in fp32
+    (ours)."""
+    channels_last: bool = False
+    """Networks and their inputs in channels-last memory format (ours)."""
+    compile: bool = False
+    """torch.compile the networks; the first steps pay the compilation (ours)."""
+    loader: str = "reference"
+    """reference: the published data pipeline; cache: a one-time pyramid cache, with flip,
+    colour jitter and hints on the device (ours)."""
+    cache_dir: str | None = None
+    """Folder of the training cache (unset: <log_dir>/training_cache) (ours)."""
     # validation (ours): Eigen-protocol metrics after every epoch on a split with ground truth
-    eval_split_file: str | None = None  # a split file or bundled name (eigen); None: none
-    eval_protocol: str = "eigen"  # eigen: LiDAR; eigen_benchmark: annotated GT; dense: synthetic
+    eval_split_file: str | None = None
+    """Split file or bundled name (eigen) scored after every epoch (unset: no validation)
+    (ours)."""
+    eval_protocol: str = "eigen"
+    """Ground truth of that validation: eigen (LiDAR), eigen_benchmark (annotated maps) or
+    dense (synthetic trees) (ours)."""
     # logging and checkpoints
     log_frequency: int = 250
+    """Batches between logged steps in the first 2000 steps; every 2000 steps after that."""
     save_frequency: int = 1
-    checkpoint_steps: int = 0  # ours: also save the full state every N steps (0: epoch ends)
+    """Epochs between saved weights (the last epoch is always saved)."""
+    checkpoint_steps: int = 0
+    """Also save the full training state every N steps (0: at epoch ends only) (ours)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -260,26 +321,56 @@ class TrainConfig:
         return self.from_dict({**self.to_dict(), **changes}, source="config override")
 
 
+@functools.cache
+def field_docs(cls: type = TrainConfig) -> dict[str, str]:
+    """Each field's docstring (the string literal under the field) of the dataclass ``cls``, by
+    field name, in one line."""
+    (tree,) = ast.parse(textwrap.dedent(inspect.getsource(cls))).body
+    assert isinstance(tree, ast.ClassDef)
+    docs = {}
+    for node, after in zip(tree.body, tree.body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--<option>`` per TrainConfig field (reference spelling), all defaulting to unset.
 
     Booleans take ``--flag``/``--no-flag``; lists take several values (``--frame_ids 0 -1 1``).
+    Each help is the field's docstring and TrainConfig's default.
     """
     parser.add_argument("--config", type=Path, help="YAML file of options (flags override it)")
-    group = parser.add_argument_group("training options (SPEC §4.9 names)")
-    defaults = {f.name: _default(f) for f in fields(TrainConfig)}
-    for name, kind in _field_types().items():
+    group = parser.add_argument_group(
+        "training options",
+        "the published code's names and defaults (docs/method.md#options); a flag overrides "
+        "the --config file, which overrides the default",
+    )
+    docs = field_docs()
+    for f in fields(TrainConfig):
+        name, kind, default = f.name, _field_types()[f.name], _default(f)
         flag = f"--{name}"
+        shown = " ".join(map(str, default)) if isinstance(default, list) else default
+        help_text = docs.get(name, "").removesuffix(".")
+        help_text += "" if default is None else f" (default: {shown})"
+        help_text = help_text.replace("%", "%%")
         if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         elif typing.get_origin(kind) is list:
-            example = " ".join(map(str, defaults[name]))
-            item = _flag_type(typing.get_args(kind)[0], f"{flag} {example}")
-            group.add_argument(flag, nargs="+", type=item, default=None)
+            item = _flag_type(typing.get_args(kind)[0], f"{flag} {shown}")
+            group.add_argument(flag, nargs="+", type=item, default=None, help=help_text)
         else:
             scalar = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
             group.add_argument(
-                flag, type=_flag_type(scalar, f"{flag} {defaults[name]}"), default=None
+                flag, type=_flag_type(scalar, f"{flag} {shown}"), default=None, help=help_text
             )
 
 

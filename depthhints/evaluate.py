@@ -1,15 +1,16 @@
-"""KITTI depth evaluation: ground-truth export, prediction, metrics (SPEC §5.1–5.3).
+"""KITTI depth evaluation: ground-truth export, prediction, metrics (docs/method.md#evaluation).
 
 The functions follow the reference ``export_gt_depth.py`` / ``evaluate_depth.py`` step by step so
 that numbers are comparable with the published ones:
 
 * ground truth: ``eigen`` projects the Velodyne scan into camera 2 with the LiDAR-x depth quirk
-  (``vel_depth=True``, §5.1); ``eigen_benchmark`` reads KITTI's annotated depth PNGs. Maps of
-  different sizes are stored as a ragged object array in ``np.savez_compressed(data=...)`` (P-8),
-  read back by :func:`depthhints.npz.read_npz_array`, which unpickles numpy arrays only;
+  (``vel_depth=True``, docs/method.md#ground-truth-export); ``eigen_benchmark`` reads KITTI's
+  annotated depth PNGs. Maps of different sizes are stored as a ragged object array in
+  ``np.savez_compressed(data=...)`` (docs/method.md#quirk-ragged-ground-truth), read back by
+  :func:`depthhints.npz.read_npz_array`, which unpickles numpy arrays only;
 * prediction: each test image is resized with Lanczos to the network resolution, and with
   post-processing the horizontally flipped image is predicted too and blended in (Monodepth v1,
-  §5.2 item 4);
+  docs/method.md#evaluation);
 * metrics: the disparity is resized bilinearly to each GT map, inverted, masked (Garg/Eigen crop
   and the 1e-3..80 m range for ``eigen``; GT > 0 for ``eigen_benchmark``), scaled (×5.4 for stereo
   models, per-image median scaling for mono models), clamped to [1e-3, 80] and scored with the 7
@@ -58,6 +59,8 @@ PathLike = str | os.PathLike
 
 #: Metric names in the reference's output order.
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+#: The accuracy metrics (δ thresholds); lower is better for the others.
+HIGHER_IS_BETTER = frozenset({"a1", "a2", "a3"})
 MIN_DEPTH = 1e-3
 MAX_DEPTH = 80.0
 #: Converts the 0.1-baseline stereo training scale to metres (KITTI baseline 0.54 m / 0.1).
@@ -150,7 +153,9 @@ MONITORING_NAMES = {
 
 
 def monitoring_metrics(depth: torch.Tensor, depth_gt: torch.Tensor) -> dict[str, float]:
-    """The training-time depth metrics of the reference (SPEC §4.10), keyed ``de/…``/``da/…``.
+    """The training-time depth metrics of the reference, keyed ``de/…``/``da/…``.
+
+    docs/method.md#training-metrics.
 
     ``depth`` (B, 1, h, w) in network units is bilinearly resized to the GT's 375×1242 and
     clamped to [1e-3, 80]; pixels with GT > 0 inside rows 153:371, columns 44:1197 count, and the
@@ -388,8 +393,8 @@ def _raw_items(items: Sequence[SplitItem], purpose: str) -> None:
         raise ConfigError(
             f"{purpose} needs KITTI raw split lines '<date>/<drive>_sync <frame> <side>', got "
             f"{benchmark[0].line()!r} ({benchmark[0].kind} format). The benchmark test list "
-            "('image N') has no raw frames (pitfall P-7): score benchmark images from saved "
-            "disparities (--ext-disp-to-eval)"
+            "('image N') has no raw frames (docs/method.md#quirk-benchmark-split-format): "
+            "score benchmark images from saved disparities (--ext-disp-to-eval)"
         )
 
 
@@ -508,7 +513,8 @@ def _load_labels(path: Path) -> np.ndarray:
 
 
 def save_gt_depths(path: PathLike, maps: Sequence[np.ndarray]) -> None:
-    """Store depth maps (any sizes) as a 1-D object array under key ``data`` (P-8)."""
+    """Store depth maps (any sizes) as a 1-D object array under key ``data``
+    (docs/method.md#quirk-ragged-ground-truth)."""
     data = np.empty(len(maps), dtype=object)
     for i, depth in enumerate(maps):  # element-wise: equal shapes must not merge into 3-D
         data[i] = np.asarray(depth, dtype=np.float32)
@@ -692,8 +698,9 @@ def export_benchmark_pngs(
     """Write KITTI benchmark submission PNGs ``{i:010d}.png`` (uint16 metres × 256, 1216×352).
 
     depth = scale_factor / disp (bilinearly resized), clipped to [0, 80]. The reference always
-    uses 5.4, also for mono models (P-17); pass the factor that makes your model metric (e.g. a
-    median-scaling ratio for a mono model) to get meaningful submissions.
+    uses 5.4, also for mono models (docs/method.md#quirk-benchmark-export-scale); pass the
+    factor that makes your model metric (e.g. a median-scaling ratio for a mono model) to get
+    meaningful submissions.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,10 @@
 The exported model is ``DepthNet``: input ``image`` (B, 3, H, W) float32 RGB in [0, 1] at the
 training resolution read from ``encoder.pth`` (baked in; the batch axis is dynamic), output
 ``disparity`` (B, 1, H, W), the scaled disparity of ``disp_to_depth(sigmoid, 0.1, 100)``, in
-[0.01, 10] (SPEC §4.3). The input normalisation (x − 0.45) / 0.225 is inside the model (it is the
-encoder's first step), so callers feed plain RGB / 255. Depth = 1 / disparity; for a
-stereo-trained model metres = 5.4 / disparity (SPEC §2.2); a monocular model's depth is relative.
+[0.01, 10] (docs/method.md#decoder). The input normalisation (x − 0.45) / 0.225 is inside the
+model (it is the encoder's first step), so callers feed plain RGB / 255. Depth = 1 / disparity;
+for a stereo-trained model metres = 5.4 / disparity (docs/method.md#stereo-baseline); a
+monocular model's depth is relative.
 Resize inputs to W×H with Lanczos first (aspect ratio not kept), as ``depthhints.predict`` does.
 
 Exporter choice: ONNX goes through ``torch.onnx.export(..., dynamo=False)``, the TorchScript-based

@@ -1,9 +1,11 @@
-"""Camera geometry for view synthesis (SPEC §2.1, §2.2, §4.5): intrinsics, stereo extrinsic,
-back-projection, projection and warping.
+"""Camera geometry for view synthesis (docs/method.md#intrinsics,
+docs/method.md#stereo-baseline, docs/method.md#view-synthesis): intrinsics, stereo extrinsic,
+back-projection, projection and warping. Training's view synthesis and the hint fusion
+(:mod:`depthhints.hints.fusion`) both warp with :func:`warp`.
 
 Pure functions on numpy arrays and torch tensors, device-agnostic. Unlike the reference's
 ``BackprojectDepth``/``Project3D`` layers, nothing is built for a fixed batch size, so loaders
-need no ``drop_last`` and the last, smaller batch of an epoch works (MD2 PR#430).
+need no ``drop_last`` and the last, smaller batch of an epoch works.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from torch import Tensor
 K_NORM = np.array(
     [[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32
 )
-"""Normalised intrinsics used for every KITTI image: row 0 × width, row 1 × height (§2.1)."""
+"""Normalised intrinsics used for every KITTI image: row 0 × width, row 1 × height."""
 
 STEREO_BASELINE = 0.1
-"""Nominal stereo baseline in network units; metres = 5.4 × network depth (§2.2)."""
+"""Nominal stereo baseline in network units; metres = 5.4 × network depth."""
 
 PROJECTION_EPS = 1e-7
 """Added to the camera-space z before the perspective divide."""
@@ -69,7 +71,8 @@ def stereo_T(side: str, flipped: bool = False) -> np.ndarray:
     """Target → other-camera transform: identity with ``T[0, 3] = side_sign·flip_sign·0.1``.
 
     ``side_sign`` is −1 for a left ('l') target and +1 for a right ('r') one; ``flip_sign`` is −1
-    when the item was horizontally flipped (the images are not swapped, §2.2).
+    when the item was horizontally flipped (the images are not swapped,
+    docs/method.md#stereo-baseline).
     """
     if side not in ("l", "r"):
         raise ValueError(f"side must be 'l' or 'r', got {side!r}")
@@ -112,7 +115,7 @@ def project(points: Tensor, K: Tensor, T: Tensor, height: int, width: int) -> Te
     """Project homogeneous points (B, 4, H·W) through ``K @ T`` to grid_sample coordinates.
 
     Divides by z + 1e-7, then normalises x by (W − 1) and y by (H − 1) to [−1, 1] (the reference's
-    align-corners convention, §4.5). Returns (B, H, W, 2).
+    align-corners convention, docs/method.md#view-synthesis). Returns (B, H, W, 2).
     """
     batch = points.shape[0]
     projection = torch.matmul(K.to(points.dtype), T.to(points.dtype))[:, :3, :]
@@ -135,7 +138,8 @@ def warp(
 
     Back-project with ``inv_K``, move by ``T`` (target → source camera), project with ``K`` and
     sample ``source`` bilinearly with border padding. ``align_corners=True`` is the authors'
-    sampling (PyTorch ≤ 1.2); False is what the published code does on newer PyTorch (§7.2 P-3).
+    sampling (PyTorch ≤ 1.2); False is what the published code does on newer PyTorch
+    (docs/method.md#quirk-align-corners).
     """
     height, width = depth.shape[-2:]
     grid = project(backproject(depth, inv_K), K, T, height, width)

@@ -1,10 +1,11 @@
-"""Training losses of Depth Hints (SPEC §4.6): photometric (SSIM + L1), per-pixel minimum
-reprojection, auto-masking, the depth-hint proxy loss, edge-aware smoothness and the optional
-predictive-mask term, combined over scales by :func:`compute_losses`.
+"""Training losses of Depth Hints (docs/method.md#losses): photometric (SSIM + L1), per-pixel
+minimum reprojection, auto-masking, the depth-hint proxy loss, edge-aware smoothness and the
+optional predictive-mask term, combined over scales by :func:`compute_losses`.
 
-The normalisations are Depth Hints', not monodepth2's (§7.2 P-10): the reprojection term is the
-mean over *selected* pixels only and the hint term is normalised by the number of hint pixels.
-``--disable_automasking`` with hints works here (it crashes in the published code, P-9).
+The normalisations are Depth Hints', not monodepth2's (docs/method.md#quirk-loss-normalisation):
+the reprojection term is the mean over *selected* pixels only and the hint term is normalised by
+the number of hint pixels. ``--disable_automasking`` with hints works here (it crashes in the
+published code, docs/method.md#quirk-automasking-with-hints).
 
 ``hint_supervision`` (ours) picks how the hints supervise, for the paper's comparison: ``hints``
 (published: the hint term where the hint reprojects best), ``sum`` (the self-supervised loss plus
@@ -65,7 +66,7 @@ def photometric_loss(pred: Tensor, target: Tensor, no_ssim: bool = False) -> Ten
 
 
 def smoothness_loss(disp: Tensor, image: Tensor) -> Tensor:
-    """Edge-aware smoothness of the mean-normalised disparity (§4.6 item 8), a scalar.
+    """Edge-aware smoothness of the mean-normalised disparity (docs/method.md#losses), a scalar.
 
     ``disp`` (B, 1, h, w) is divided by its per-image spatial mean (+1e-7); each gradient is
     weighted by ``exp(−mean_c |∂I|)`` of ``image`` (B, C, h, w), then averaged.
@@ -91,7 +92,9 @@ def hint_reprojection_loss(
 def select_masks(
     reprojection: Tensor, identity: Tensor | None, hint_reprojection: Tensor | None
 ) -> tuple[Tensor, Tensor | None]:
-    """Per-pixel ``(photometric_mask, hint_mask)`` from argmin over [r, i, ρ_h] (§4.6 item 5).
+    """Per-pixel ``(photometric_mask, hint_mask)`` from argmin over [r, i, ρ_h].
+
+    docs/method.md#losses.
 
     Ties go to the earlier entry. ``photometric_mask`` m_r is 1 where the identity does not win
     (all ones without auto-masking); ``hint_mask`` m_h is 1 where the hint wins (None without
@@ -133,7 +136,10 @@ def supervision_masks(
 
 
 def reprojection_term(reprojection: Tensor, photometric_mask: Tensor) -> Tensor:
-    """L_r = Σ(r·m_r) / (Σm_r + 1e-7): the mean over selected pixels only (§4.6 item 6)."""
+    """L_r = Σ(r·m_r) / (Σm_r + 1e-7): the mean over selected pixels only.
+
+    docs/method.md#losses.
+    """
     return (reprojection * photometric_mask).sum() / (photometric_mask.sum() + EPS)
 
 
@@ -170,9 +176,10 @@ def compute_losses(
 ) -> LossResult:
     """Total = (1/|scales|)·Σ_s (L_r,s + L_h,s + λ_sm·L_sm,s/2^s [+ 0.2·BCE(mask, 1)]).
 
-    ``inputs`` is a batch (§ batch format); ``outputs`` holds ``("disp", s)``, ``("depth", 0, s)``,
-    ``("color", f, s)`` for every source f, ``("color_depth_hint", "s", 0)`` with hints and
-    ``("predictive_mask", s)`` with the predictive mask (see ``DepthHintsModel.forward``).
+    ``inputs`` is a batch (see ``depthhints.data.dataset``); ``outputs`` holds ``("disp", s)``,
+    ``("depth", 0, s)``, ``("color", f, s)`` for every source f, ``("color_depth_hint", "s", 0)``
+    with hints and ``("predictive_mask", s)`` with the predictive mask (see
+    ``DepthHintsModel.forward``).
     ``config.hint_supervision`` sets m_h (:func:`supervision_masks`); ``hard`` weighs L_r,s 0.
     """
     sources = _source_frames(config)

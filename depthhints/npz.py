@@ -2,7 +2,8 @@
 
 ``np.load(..., allow_pickle=True)`` unpickles whatever an object array's payload names, so a
 crafted file can call ``os.system``. :func:`read_npz_array` reads numeric arrays with
-``allow_pickle=False`` and object arrays (ragged GT depth maps, P-8) with :class:`ArrayUnpickler`,
+``allow_pickle=False`` and object arrays (ragged GT depth maps,
+docs/method.md#quirk-ragged-ground-truth) with :class:`ArrayUnpickler`,
 which rebuilds numpy arrays and dtypes and refuses every other global.
 """
 

@@ -1,15 +1,17 @@
 """Depth from single images with a trained weights folder (the ``depthhints predict`` command).
 
-Unlike the published ``test_simple.py`` (SPEC §5.4, pitfall P-16), which saves the *scaled
-disparity* at network resolution, this writes **depth at the input's original size**:
+Unlike the published ``test_simple.py`` (docs/method.md#quirk-prediction-output), which saves
+the *scaled disparity* at network resolution, this writes **depth at the input's original
+size**:
 
 1. each image is resized to the network's W×H (from ``encoder.pth``) with PIL Lanczos, as in
-   training (SPEC §2.4; the aspect ratio is not kept);
-2. the network returns the scaled disparity of ``disp_to_depth`` (SPEC §4.3);
+   training (docs/method.md#resizing; the aspect ratio is not kept);
+2. the network returns the scaled disparity of ``disp_to_depth`` (docs/method.md#decoder);
 3. the disparity is resized bilinearly (``cv2.resize``) to the original size and then inverted,
-   as the evaluation does (SPEC §5.2);
+   as the evaluation does (docs/method.md#evaluation);
 4. for a stereo-trained model (``use_stereo`` in ``encoder.pth``) depth is multiplied by the stereo
-   scale 5.4 (SPEC §2.2), giving metres; a monocular model's depth is relative (scale unknown).
+   scale 5.4 (docs/method.md#stereo-baseline), giving metres; a monocular model's depth is
+   relative (scale unknown).
 
 Outputs per image: ``<stem>_depth.npy`` (float32, H×W of the input) and ``<stem>_depth.png``
 (disparity coloured with ``magma``, vmin = min, vmax = 95th percentile, as ``test_simple`` does),
@@ -33,7 +35,8 @@ from PIL import Image
 from depthhints.errors import ConfigError, DepthHintsError, MissingDataError
 from depthhints.models.depth_net import LoadedDepthNet, load_depth_net
 
-#: Metres per network depth unit for stereo-trained models (0.54 m baseline / 0.1, SPEC §2.2).
+#: Metres per network depth unit for stereo-trained models (0.54 m baseline / 0.1,
+#: docs/method.md#stereo-baseline).
 STEREO_SCALE_FACTOR = 5.4
 #: Extensions searched in folders when none are given.
 DEFAULT_EXTS = ("jpg", "jpeg", "png")

@@ -3,7 +3,7 @@
 An evaluation run carries the params that say which published result it compares with
 (:data:`COMPARISON_PARAMS`: ``backbone``, ``resolution``, ``pretrained``, ``modality``,
 ``use_depth_hints``, ``post_process``, ``eval_protocol``, ``dataset``) and the metrics
-``test/<name>`` (:data:`TEST_METRICS`). The paper's numbers are logged the same way
+``test/<name>`` (:data:`depthhints.evaluate.METRICS`). The paper's numbers are logged the same way
 (``dashboards/paper.py``, tag ``source=paper``), so the MLflow UI and the report compare the two
 by params. Ours are tagged ``source=ours`` and nested under the training run they evaluate.
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from depthhints.config import TrainConfig
-from depthhints.tracking import Tracker
+from depthhints.evaluate import METRICS
+from depthhints.tracking import Tracker, login_hidden
 
 COMPARISON_PARAMS = (
     "backbone",
@@ -27,8 +28,6 @@ COMPARISON_PARAMS = (
     "eval_protocol",
     "dataset",
 )
-TEST_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
-HIGHER_IS_BETTER = frozenset({"a1", "a2", "a3"})
 METRIC_PREFIX = "test/"
 EVALUATION_KIND = "evaluation"  # the ``run_kind`` tag of evaluation runs (ours and the paper's)
 
@@ -97,10 +96,30 @@ def log_evaluation(
         }
     )
     tracker.log_metrics(
-        {f"{METRIC_PREFIX}{name}": metrics[name] for name in TEST_METRICS if name in metrics}, 0
+        {f"{METRIC_PREFIX}{name}": metrics[name] for name in METRICS if name in metrics}, 0
     )
     tracker.end("FINISHED")
     return tracker.run_id
+
+
+def logged_evaluations(
+    tracking_uri: str, experiment: str, training_run_id: str
+) -> set[tuple[str, bool]]:
+    """(protocol, post-processing) of the evaluation runs already nested under a training run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    with login_hidden(tracking_uri):
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return set()
+        runs = client.search_runs(
+            [found.experiment_id], f"tags.mlflow.parentRunId = '{training_run_id}'"
+        )
+    return {
+        (run.data.params.get("eval_protocol", ""), run.data.params.get("post_process") == "True")
+        for run in runs
+    }
 
 
 HINT_QUALITY_KIND = "hint_quality"  # the ``run_kind`` tag of a hint store's quality run

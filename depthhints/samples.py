@@ -1,10 +1,10 @@
 """Sample test frames of a trained model for the report: image, prediction, hint, hint mask, GT.
 
-The hint mask is the training loss's m_h (SPEC §4.6): the pixels where the depth hint reprojects
-the other stereo image better than the network's own depth (and better than the identity, with
-auto-masking). It is computed for the stereo pair only (a MS model's temporal views are left
-out), with the training losses themselves. Depths are in metres (× 5.4 for stereo-trained
-models); 0 means "no value" (no hint, no GT).
+The hint mask is the training loss's m_h (docs/method.md#losses): the pixels where the depth
+hint reprojects the other stereo image better than the network's own depth (and better than the
+identity, with auto-masking). It is computed for the stereo pair only (a MS model's temporal
+views are left out), with the training losses themselves. Depths are in metres (× 5.4 for
+stereo-trained models); 0 means "no value" (no hint, no GT).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Ray Tune sweeps over training options: each trial is a Ray Train run and an MLflow child run.
 
-The Ray Train V2 way (PLATFORM_NOTES §3; ``Tuner(trainer)`` no longer runs): a function trainable
-(:func:`run_trial`) builds and fits a ``TorchTrainer`` through
+The Ray Train V2 way (``Tuner(trainer)`` fails under it with ``TuneError: Improper 'run'``): a
+function trainable (:func:`run_trial`) builds and fits a ``TorchTrainer`` through
 :func:`depthhints.train.trainer.fit_distributed`, named ``<model_name>_<trial id>`` so that a
 restored sweep's trial finds its Train run and checkpoints again; ``TuneReportCallback``
 forwards rank 0's epoch reports (losses, ``eval/*``) to Tune. A trial's own driver holds no CPU
@@ -45,6 +45,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
+from depthhints.evaluate import HIGHER_IS_BETTER
 from depthhints.tracking import NullTracker, Tracker, login_hidden, redact_uri
 from depthhints.train.reporting import TrackingOptions
 from depthhints.train.trainer import RayOptions, absolute_paths, fit_distributed, init_ray
@@ -95,6 +96,17 @@ def parse_space(items: Sequence[str]) -> dict[str, list[Any]]:
             raise ConfigError(f"--space {item!r}: write NAME=VALUE[,VALUE...]")
         space[name] = [_space_value(item, value) for value in values.split(",")]
     return space
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["learning_rate=3e-4"]`` (``--set`` items) → {"learning_rate": 0.0003}: one YAML value
+    each."""
+    values = {}
+    for name, choices in parse_space(items).items():
+        if len(choices) != 1:
+            raise ConfigError(f"--set {name}: give one value, got {choices}")
+        values[name] = choices[0]
+    return values
 
 
 def _space_value(item: str, value: str) -> Any:
@@ -238,7 +250,7 @@ def sweep(
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 metric=metric,
-                mode="max" if metric.split("/")[-1] in ("a1", "a2", "a3") else "min",
+                mode="max" if metric.split("/")[-1] in HIGHER_IS_BETTER else "min",
                 num_samples=options.num_samples,
                 scheduler=ASHAScheduler(max_t=base.num_epochs, grace_period=1)
                 if options.asha
@@ -348,7 +360,7 @@ def _finish_parent(
     parent.log_dict(rows, "trials.json")
     scored = [r for r in rows if isinstance(r.get(metric), int | float)]
     if scored:
-        best = (max if metric.split("/")[-1] in ("a1", "a2", "a3") else min)(
+        best = (max if metric.split("/")[-1] in HIGHER_IS_BETTER else min)(
             scored, key=lambda r: r[metric]
         )
         parent.set_tags({"best_trial": best["trial"], f"best_{metric}": best[metric]})

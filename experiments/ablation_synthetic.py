@@ -10,7 +10,8 @@ Generates (or checks) the versioned benchmark drives, computes the hint stores t
 need, trains every variant × seed as a Ray Tune trial (ResNet18 from scratch, stereo), scores
 each on the held-out test drive (all pixels and thin structures) and writes
 <out>/results/{table.md,table.csv,table.json,trials.json,learning_curves.png,error_maps.png},
-also logged to MLflow (the sweep's run; each trial's evaluation runs). See depthhints/ablation.py.
+also logged to MLflow (the sweep's run; each trial's evaluation runs).
+See depthhints/experiments/ablation.py.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from depthhints.ablation import PRESETS, VARIANTS, run_ablation
-from depthhints.cli import add_trial_arguments, trial_options
-from depthhints.errors import ConfigError, DepthHintsError
-from depthhints.tune import parse_space
+from depthhints.cli.arguments import add_trial_arguments, trial_options
+from depthhints.errors import DepthHintsError
+from depthhints.experiments.ablation import PRESETS, VARIANTS, run_ablation
+from depthhints.experiments.runner import report
+from depthhints.tune import parse_overrides
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -48,21 +49,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def overrides(items: list[str]) -> dict[str, Any]:
-    """``["learning_rate=3e-4"]`` → {"learning_rate": 0.0003} (YAML values, one each)."""
-    values = {}
-    for name, choices in parse_space(items).items():
-        if len(choices) != 1:
-            raise ConfigError(f"--set {name}: give one value, got {choices}")
-        values[name] = choices[0]
-    return values
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     options, tracking = trial_options(args)
     try:
-        table, files, failed = run_ablation(
+        outcome = run_ablation(
             args.preset,
             args.out or Path("outputs") / f"ablation_{args.preset}",
             data_root=args.data,
@@ -72,16 +63,12 @@ def main(argv: list[str]) -> int:
             tracking=tracking,
             resume=args.resume,
             publish=args.publish,
-            overrides=overrides(args.set),
+            overrides=parse_overrides(args.set),
         )
     except DepthHintsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(files["table_md"].read_text())
-    print("written:", ", ".join(str(path) for path in files.values()))
-    if failed:
-        print(f"failed trials (errors in their Tune folders): {failed}", file=sys.stderr)
-    return 0 if table and not failed else 1
+    return report(outcome)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 
 Writes <out>/table/table.{md,csv,json} (ours as mean ± std over seeds beside the paper's numbers,
 with the differences), prints the Markdown, and logs it all to MLflow (a parent run for the
-table, a child run per trial). See depthhints/reproduce.py.
+table, a child run per trial). See depthhints/experiments/reproduce.py.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from depthhints.cli import add_trial_arguments, trial_options
+from depthhints.cli.arguments import add_trial_arguments, trial_options
 from depthhints.errors import DepthHintsError
-from depthhints.reproduce import PAPER, PRESETS, reproduce
+from depthhints.experiments.reproduce import PAPER, PRESETS, reproduce
+from depthhints.experiments.runner import report
+from depthhints.tune import parse_overrides
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -27,19 +29,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--preset", choices=list(PRESETS), default="kitti")
     parser.add_argument("--data-path", type=Path, help="the KITTI raw root (preset kitti)")
     parser.add_argument("--rows", nargs="+", choices=list(PAPER), help="default: the preset's")
-    parser.add_argument("--seeds", type=int, default=1, help="runs per row (mean ± std)")
+    parser.add_argument("--seeds", type=int, help="runs per row, mean ± std (default: 1)")
     parser.add_argument("--baselines", action="store_true", help="also each row without hints")
     parser.add_argument("--out", type=Path, help="default: outputs/table_<preset>")
     parser.add_argument("--weights-path", help="ImageNet weights for the pretrained rows")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a training option for every row (e.g. num_epochs=5)",
+    )
     add_trial_arguments(parser, max_concurrent=2)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    return args
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     options, tracking = trial_options(args)
     try:
-        table, files, failed = reproduce(
+        overrides = parse_overrides(args.set)
+        if args.weights_path:
+            overrides["weights_path"] = args.weights_path
+        outcome = reproduce(
             args.preset,
             args.out or Path("outputs") / f"table_{args.preset}",
             data_path=args.data_path,
@@ -49,16 +64,12 @@ def main(argv: list[str]) -> int:
             options=options,
             tracking=tracking,
             resume=args.resume,
-            overrides={"weights_path": args.weights_path} if args.weights_path else None,
+            overrides=overrides,
         )
     except DepthHintsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(files["md"].read_text())
-    print("written:", ", ".join(str(path) for path in files.values()))
-    if failed:
-        print(f"failed trials (errors in their Tune folders): {failed}", file=sys.stderr)
-    return 0 if table and not failed else 1
+    return report(outcome)
 
 
 if __name__ == "__main__":

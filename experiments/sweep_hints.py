@@ -1,6 +1,7 @@
 """Hint ablation on Ray Tune: the same recipe without hints and with each hint store, over seeds.
 
-    python experiments/sweep_hints.py --config experiments/configs/S_R50_640x192_hints.yaml \
+    python experiments/sweep_hints.py \
+        --config depthhints/experiments/configs/S_R50_640x192_hints.yaml \
         --data_path /data/kitti --seeds 3 --hint-store parity=/data/kitti/depth_hints \
         --hint-store fast=/data/hints_fast --workers-per-trial 2 --gpus --max-concurrent 4
 

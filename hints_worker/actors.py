@@ -29,6 +29,7 @@ import torch
 from ray.util import ActorPool
 from tqdm import tqdm
 
+from depthhints import probes
 from depthhints.data.hint_store import (
     HintKey,
     StoreManifest,
@@ -55,19 +56,6 @@ TIMING_FILE = "timing.json"
 HINTS_RESOURCE = "hints"
 """Custom resource of the nodes meant for hint precomputation (platform/cluster.yaml): when the
 cluster advertises it, each actor takes one unit, so actors run on those nodes only."""
-CRASH_ONCE_ENV = "DEPTHHINTS_TEST_CRASH_ONCE"  # test hook, see _maybe_crash
-
-
-def _maybe_crash(job: FrameJob) -> None:
-    """Test hook: if the file named by $DEPTHHINTS_TEST_CRASH_ONCE holds this frame number, the
-    first worker to reach the frame claims the file and dies (as if killed)."""
-    arm = os.environ.get(CRASH_ONCE_ENV)
-    if arm and os.path.exists(arm) and Path(arm).read_text().strip() == str(job.frame):
-        try:
-            os.rename(arm, arm + ".fired")
-        except FileNotFoundError:
-            return  # another worker claimed it
-        os._exit(1)
 
 
 class _StoreWorker:
@@ -90,7 +78,7 @@ class _StoreWorker:
 
     def _unstored(self, job: FrameJob) -> tuple[FrameJob, list[HintKey]]:
         """``job`` without the sides a restarted actor finds stored, and those keys."""
-        _maybe_crash(job)
+        probes.crash_at_frame(job.frame)
         keys = [(job.folder, job.frame, side) for side in job.sides]
         stored = [key for key in keys if self.restarted and key in self.store]
         return replace(job, sides=tuple(key[2] for key in keys if key not in stored)), stored

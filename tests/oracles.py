@@ -1,6 +1,6 @@
-"""Straightforward statements of the published hint procedure (SPEC §3), independent of
-``hints_worker``: the oracles our fast code is tested against, and the baseline the benchmark
-times it against.
+"""Straightforward statements of the published hint procedure (docs/method.md#hint-fusion),
+independent of ``hints_worker``: the oracles our fast code is tested against, and the baseline
+the benchmark times it against.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ def plain_fusion(
     side: str,
     align_corners: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """SPEC §3.5 written out plainly: back-project every candidate depth (K, H, W), move it to
-    the other camera, project, sample the other view bilinearly with border padding, score with
-    0.85·SSIM term + 0.15·L1, and take the per-pixel argmin. ``base``/``other`` are (1, 3, H, W)
-    in [0, 1]. Returns (hint, argmin) as numpy arrays."""
+    """docs/method.md#hint-fusion written out plainly: back-project every candidate depth
+    (K, H, W), move it to the other camera, project, sample the other view bilinearly with border
+    padding, score with 0.85·SSIM term + 0.15·L1, and take the per-pixel argmin.
+    ``base``/``other`` are (1, 3, H, W) in [0, 1]. Returns (hint, argmin) as numpy arrays."""
     n, height, width = depths.shape
     K = np.array([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32)
     K[0, :] *= width

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from depthhints import ablation
 from depthhints.config import TrainConfig
 from depthhints.data.benchmark import (
     BENCHMARKS,
@@ -24,6 +23,9 @@ from depthhints.data.kitti import KittiRawLayout
 from depthhints.data.synthetic import generate_drive, split_items
 from depthhints.errors import ConfigError
 from depthhints.evaluate import METRICS
+from depthhints.experiments import ablation
+from depthhints.experiments.runner import Score, Trial
+from depthhints.experiments.summary import welch_interval
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = BENCHMARKS["synthdrive-smoke"]
@@ -49,6 +51,7 @@ def test_benchmark_regenerates_the_same_test_drive(smoke_benchmark, tmp_path):
     assert manifest["name"] == SMOKE.name and manifest["seed"] == SMOKE.seed
 
 
+@pytest.mark.slow
 def test_the_published_benchmark_renders_to_its_fingerprint(tmp_path):
     """The generator still draws synthdrive-v1's test drive pixel for pixel (a change to the
     generator must bump GENERATOR_VERSION); only the test drive is rendered (~20 s)."""
@@ -82,16 +85,16 @@ def test_a_different_rendering_is_reported(smoke_benchmark):
 def test_welch_interval_matches_scipy():
     a, b = [0.21, 0.25, 0.22], [0.30, 0.41, 0.35, 0.33]
     expected = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    assert ablation.welch_interval(a, b) == pytest.approx((expected.low, expected.high))
-    assert all(np.isnan(ablation.welch_interval([0.2], b)))
+    assert welch_interval(a, b) == pytest.approx((expected.low, expected.high))
+    assert all(np.isnan(welch_interval([0.2], b)))
 
 
-def _trial(variant: str, seed: int, abs_rel: float) -> ablation.TrialResult:
+def _trial(variant: str, seed: int, abs_rel: float) -> Trial:
     scores = {
-        region: {m: abs_rel * (2 if region == "thin" else 1) for m in METRICS}
-        for region in ablation.REGIONS
+        region: Score(protocol, {m: abs_rel * (2 if region == "thin" else 1) for m in METRICS})
+        for region, protocol in ablation.REGIONS.items()
     }
-    return ablation.TrialResult(variant, seed, scores, [], TrainConfig())
+    return Trial(variant, seed, TrainConfig(), scores)
 
 
 def test_summary_gives_mean_std_and_the_difference_from_no_hints():
@@ -108,7 +111,7 @@ def test_summary_gives_mean_std_and_the_difference_from_no_hints():
     assert hints["abs_rel"] == pytest.approx(0.7 / 3)
     assert hints["abs_rel_std"] == pytest.approx(np.std([0.2, 0.2, 0.3], ddof=1))
     assert hints["abs_rel_diff"] == pytest.approx(0.7 / 3 - 0.5)
-    low, high = ablation.welch_interval([0.2, 0.2, 0.3], [0.4, 0.5, 0.6])
+    low, high = welch_interval([0.2, 0.2, 0.3], [0.4, 0.5, 0.6])
     assert (hints["abs_rel_diff_low"], hints["abs_rel_diff_high"]) == (low, high)
     assert table[3]["abs_rel_diff"] == pytest.approx(2 * (0.7 / 3 - 0.5))
     assert "abs_rel_diff" not in table[0]
@@ -121,12 +124,12 @@ def test_summary_gives_mean_std_and_the_difference_from_no_hints():
 
 def test_curve_table_averages_each_epoch_over_seeds():
     trials = [
-        ablation.TrialResult(
+        Trial(
             "no_hints",
             seed,
-            {},
-            [{"step": 98, "abs_rel": 0.4 + seed / 10}, {"step": 196, "abs_rel": 0.3}],
             TrainConfig(),
+            {},
+            curve=[{"step": 98, "abs_rel": 0.4 + seed / 10}, {"step": 196, "abs_rel": 0.3}],
         )
         for seed in range(3)
     ]
@@ -182,6 +185,7 @@ def test_unknown_variants_are_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_smoke_ablation_trains_scores_thin_structures_and_tracks(tmp_path):
     """The one command, CI-sized: 2 variants × 1 seed trained on Ray Tune, scored on the test
     drive (all and thin-structure pixels), figures written, results in MLflow."""

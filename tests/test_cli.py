@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
@@ -24,6 +25,7 @@ def test_synth_writes_a_readable_tree(tmp_path, capsys):
     assert layout.image_path(items[0].folder, items[0].frame, "r").is_file()
 
 
+@pytest.mark.slow
 def test_demo_renders_hints_sweeps_on_ray_tracks_and_tabulates(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the demo's own embedded store
     small = ["--frames", "4", "--width", "416", "--height", "128", "--workers", "2"]
@@ -69,6 +71,7 @@ def test_demo_renders_hints_sweeps_on_ray_tracks_and_tabulates(tmp_path, capsys,
     assert report.read_text().count('class="result-row"') == 8
 
 
+@pytest.mark.slow
 def test_hints_command_exits_non_zero_and_names_failed_items(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path), *SMALL]) == 0
     split = tmp_path / "splits" / "test_files.txt"

@@ -182,7 +182,7 @@ def test_a_broken_copy_is_rejected_naming_the_file_and_each_bad_key(tmp_path):
 
 def test_errors_of_rays_prepare_step_name_the_file(tmp_path):
     config = load_yaml(LOCAL)
-    del config["provider"]["worker_ips"]  # schema-valid, refused by prepare_config
+    del config["provider"]["worker_ips"]  # schema-valid, refused before ray up connects
     broken = tmp_path / "no_workers.yaml"
     broken.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=re.escape(str(broken)) + ".*worker_ips"):
@@ -244,10 +244,11 @@ def test_check_cluster_command(tmp_path, capsys):
 
 def test_cost_estimate_in_the_docs_is_the_scripts_output():
     from bench.estimate_costs import BLOCK, estimate, hint_images, row_names
-    from depthhints.reproduce import PRESETS
+    from depthhints.experiments.reproduce import PRESETS
 
     assert row_names() == PRESETS["kitti"].rows  # what reproduce_table trains
-    assert hint_images({"eigen_full", "eigen_zhou"}) == 46_976  # SPEC §1.4: eigen_full/all
+    # docs/method.md#splits: eigen_full/all
+    assert hint_images({"eigen_full", "eigen_zhou"}) == 46_976
     block = BLOCK.search((REPO / "docs" / "operations.md").read_text())
     assert block, "docs/operations.md lost its <!-- costs --> block"
     assert estimate().rstrip() in block.group(0), "run: python -m bench.estimate_costs --write"

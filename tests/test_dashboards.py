@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from dashboards.paper import PAPER_RESULTS, log_paper_runs
+from dashboards.paper import log_paper_runs
 from dashboards.report import benchmark_sections, select_sweep
 from dashboards.runs import ResultRun, experiment_id, result_runs
 from dashboards.table import compare, match_paper, verdict
+from depthhints.paper import PAPER_RESULTS
 from depthhints.results import COMPARISON_PARAMS, recipe_params
 from tests.helpers import tiny_config
 

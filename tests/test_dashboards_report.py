@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from dashboards.browser import open_page
-from dashboards.paper import PAPER_RESULTS
 from dashboards.report import build_report
-from depthhints.cli import hint_quality
 from depthhints.data.kitti import KittiRawLayout
+from depthhints.hint_report import hint_quality
+from depthhints.paper import PAPER_RESULTS
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ def _server_processes(port: int) -> list[tuple[int, int, str]]:
     found = []
     for line in out.splitlines():
         pid, pgid, args = line.split(None, 2)
-        if f"--port {port}" in args and "dashboards.ui" not in args:
+        if f"--port {port}" in args and "depthhints.cli" not in args:
             found.append((int(pid), int(pgid), args))
     return found
 
@@ -130,7 +130,7 @@ def test_ui_shows_our_runs_next_to_the_papers(tmp_path):
     port = _free_port()
     start = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "dashboards.ui", "--tracking-uri", uri, "--port", str(port)],
+        [sys.executable, "-m", "depthhints.cli", "ui", "--tracking-uri", uri, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -43,6 +43,7 @@ def test_prepare_and_base_config(drift_data, tmp_path):
     assert config.precision == "fp32" and not config.channels_last
 
 
+@pytest.mark.slow
 def test_bf16_follows_fp32_on_the_same_data(drift_data, tmp_path):
     results = {}
     for name in ("fp32", "bf16"):
@@ -88,6 +89,7 @@ def test_drift_rows_against_the_goal():
     assert drift_rows(results, baseline="close")[1][4:] == ["—", "—", "—"]
 
 
+@pytest.mark.slow
 def test_imports_without_ray_or_mlflow():
     code = (
         "import sys\n"

@@ -312,7 +312,7 @@ def test_eigen_to_benchmark_and_benchmark_pngs(tmp_path):
 
 def test_benchmark_test_list_cannot_feed_the_network(tmp_path):
     layout = KittiRawLayout(tmp_path, image_ext=".png")
-    with pytest.raises(ConfigError, match="P-7"):
+    with pytest.raises(ConfigError, match="quirk-benchmark-split-format"):
         ev.EvalImageDataset(layout, [SplitItem("image", 3, None, "benchmark")], 64, 128)
 
 
@@ -502,7 +502,8 @@ def test_cli_errors(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(["evaluate", *modes, "--ext-disp-to-eval", "x.npy"])
         assert exit_info.value.code == 2
-        assert "P-1" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "--eval-stereo" in err and "docs/method.md#quirk-eval-flag" in err
 
     disps = tmp_path / "d.npy"
     np.save(disps, np.ones((3, 8, 16), np.float32))

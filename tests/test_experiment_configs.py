@@ -1,20 +1,17 @@
-"""experiments/configs: every file validates, and the paper rows carry the published recipe.
+"""The bundled row configs: every file validates, and the paper rows carry the published recipe.
 
-The expected values are written out from SPEC §1.5 (splits, frames), §4.8 (optimisation and the
-README command) and §6.1 (the five rows), not read from the files under test.
+The expected values are written out from the published recipe (docs/method.md#splits,
+docs/method.md#optimisation, docs/method.md#paper-results), not read from the files under test.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from depthhints.config import TrainConfig
+from depthhints.experiments import CONFIGS
 
-CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
-
-# SPEC §4.8: the README's reproduction command and the reference's optimisation
+# docs/method.md#optimisation: the README's reproduction command and the reference's optimisation
 RECIPE = dict(
     use_stereo=True,
     scheduler_step_size=5,
@@ -23,7 +20,7 @@ RECIPE = dict(
     batch_size=12,
     num_epochs=20,
 )
-# SPEC §6.1 / §1.5: the README table's five rows
+# docs/method.md#paper-results, docs/method.md#splits: the README table's five rows
 ROWS = {
     "S_R50_640x192": dict(num_layers=50, height=192, width=640, weights_init="pretrained"),
     "S_R50_640x192_nopt": dict(num_layers=50, height=192, width=640, weights_init="scratch"),

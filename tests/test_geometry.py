@@ -1,5 +1,6 @@
 """Camera geometry: intrinsics per scale, stereo extrinsic signs, back-projection/projection and
-warping (SPEC §2.1, §2.2, §4.5)."""
+warping (docs/method.md#intrinsics, docs/method.md#stereo-baseline,
+docs/method.md#view-synthesis)."""
 
 from __future__ import annotations
 
@@ -139,7 +140,7 @@ def test_stereo_warp_of_a_plane_is_a_horizontal_shift(side, flipped, batch):
 
 def test_align_corners_false_shifts_by_half_a_pixel():
     """The published call (align_corners left at default False on PyTorch ≥ 1.3) is not the
-    identity for an identity transform (SPEC §7.2 P-3); True is."""
+    identity for an identity transform (docs/method.md#quirk-align-corners); True is."""
     height, width = 8, 12
     K, inv_K = scaled_intrinsics(width, height)
     source = _textured(1, height, width)
@@ -156,8 +157,9 @@ def test_align_corners_false_shifts_by_half_a_pixel():
 
 
 def test_warp_float64_and_matches_hint_fusion_warp():
-    """The training warp and the hint precompute's sampling grid agree."""
-    from depthhints.hints.fusion import intrinsics, sampling_grid
+    """The training warp runs in float64; the hint precompute uses the same K (and warps with
+    :func:`warp` itself: see the hint-fusion tests at the end of this file)."""
+    from depthhints.hints.fusion import intrinsics
 
     height, width = 10, 24
     K, inv_K = scaled_intrinsics(width, height)
@@ -166,11 +168,6 @@ def test_warp_float64_and_matches_hint_fusion_warp():
     np.testing.assert_array_equal(inv_K, inv_Kf)
     depth = torch.rand(2, 1, height, width) * 20 + 0.2
     T = stereo_T("r")
-    ours = project(
-        backproject(depth, _batched(inv_K, 2)), _batched(K, 2), _batched(T, 2), height, width
-    )
-    theirs = sampling_grid(depth[:, 0], K, inv_K, T)
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
     out = warp(
         torch.rand(2, 3, height, width, dtype=torch.float64),
         depth.double(),
@@ -179,3 +176,54 @@ def test_warp_float64_and_matches_hint_fusion_warp():
         _batched(T, 2),
     )
     assert out.dtype == torch.float64 and out.shape == (2, 3, height, width)
+
+
+# --- the hint fusion warps with this geometry --------------------------------------------------
+@pytest.mark.parametrize(("width", "height"), [(1024, 320), (40, 24), (1242, 375)])
+def test_hint_fusion_camera_is_scale_0_camera(width, height):
+    """Fusion's K — at the default focal or at the focal the candidates were made with — and its
+    stereo extrinsic are this module's, bit for bit; another focal replaces K[0, 0] only."""
+    from depthhints.geometry import focal_px
+    from depthhints.hints import fusion
+
+    K, inv_K = scaled_intrinsics(width, height, 0)
+    for fx in (None, focal_px(width)):
+        fusion_K, fusion_inv_K = fusion.intrinsics(width, height, fx)
+        np.testing.assert_array_equal(fusion_K, K)
+        np.testing.assert_array_equal(fusion_inv_K, inv_K)
+    fusion_K, fusion_inv_K = fusion.intrinsics(width, height, 500.0)
+    assert fusion_K[0, 0] == 500.0
+    np.testing.assert_array_equal(fusion_K.ravel()[1:], K.ravel()[1:])
+    np.testing.assert_array_equal(fusion_inv_K, np.linalg.pinv(fusion_K))
+    for side in ("l", "r"):
+        np.testing.assert_array_equal(fusion.stereo_T(side), stereo_T(side))
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("side", ["l", "r"])
+def test_hint_fusion_loss_is_loss_of_warp(side, align_corners):
+    """Each candidate's fusion loss is, bit for bit, the photometric loss of :func:`warp` of the
+    other view by that candidate depth: valid and invalid (depth 0) candidates alike, with
+    chunks of candidates that span two images."""
+    from depthhints.geometry import disparity_to_depth, focal_px
+    from depthhints.hints import fusion
+
+    images, count, height, width = 2, 6, 24, 40
+    generator = torch.Generator().manual_seed(5)
+    base = torch.rand(images, 3, height, width, generator=generator)
+    other = torch.rand(images, 3, height, width, generator=generator)
+    disp = torch.rand(images, count, height, width, generator=generator) * 12 + 0.3
+    disp[torch.rand(disp.shape, generator=generator) < 0.25] = -1.0  # no match: depth 0
+    fx = focal_px(width)
+    depths = torch.from_numpy(disparity_to_depth(disp.numpy(), fx))
+    assert (depths == 0).any() and (depths > 0).any()
+
+    losses = fusion.candidate_losses(base, other, depths, side, fx, align_corners, chunk=4)
+
+    K, inv_K = scaled_intrinsics(width, height)
+    cameras = [_batched(m, count) for m in (K, inv_K, stereo_T(side))]
+    for i in range(images):
+        source = other[i : i + 1].expand(count, -1, -1, -1)
+        warped = warp(source, depths[i][:, None], *cameras, align_corners=align_corners)
+        expected = fusion.photometric_loss(warped, base[i : i + 1])[:, 0]
+        assert torch.equal(losses[i], expected)

@@ -13,8 +13,8 @@ from depthhints.data import synthetic as syn
 from depthhints.data.hint_store import hint_key, open_store, row_hint
 from depthhints.data.kitti import KittiRawLayout, load_image, read_split_file
 from depthhints.hints.fusion import fuse_pair, resize_for_hints
+from depthhints.probes import CRASH_ONCE_ENV
 from hints_worker.actors import (
-    CRASH_ONCE_ENV,
     FAILURES_FILE,
     GpuNodeWorker,
     HintConfig,
@@ -23,6 +23,8 @@ from hints_worker.actors import (
     plan_jobs,
     precompute_hints,
 )
+
+pytestmark = pytest.mark.slow
 
 CONFIG = HintConfig(height=96, width=320)  # small, so that SGBM x 12 is quick
 

@@ -1,7 +1,7 @@
 """Hint precompute core: SGBM matchers, disparity → depth, fusion by reprojection loss.
 
 Two oracles: (a) the published code's output on a real KITTI pair (fixtures/reference_hints),
-(b) a plain re-statement of SPEC §3.5 written here, on random candidate sets.
+(b) a plain re-statement of docs/method.md#hint-fusion written here, on random candidate sets.
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def test_single_preset_hint_is_its_matcher_depth(fusion):
         assert (argmin == 0).all()
 
 
-# --- oracle (b): a plain statement of SPEC §3.5 ------------------------------------------------
+# --- oracle (b): a plain statement of docs/method.md#hint-fusion -------------------------------
 
 
 def _random_case(seed: int, n: int = 12, height: int = 24, width: int = 40):

@@ -13,6 +13,8 @@ from depthhints.hints.compute import HintConfig, compute_frame, plan_jobs
 from depthhints.hints.sgm import make_matchers
 from hints_worker.node import NodeHints
 
+pytestmark = pytest.mark.slow
+
 CONFIG = HintConfig(height=64, width=192)
 
 

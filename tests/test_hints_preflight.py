@@ -40,6 +40,7 @@ def _hints(args: list[str], **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_split_of_other_data_stops_before_ray_with_one_message(drive, tmp_path):
     root, _ = drive
     out = tmp_path / "hints"

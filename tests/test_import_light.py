@@ -63,6 +63,7 @@ def drive(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_training_and_inference_import_no_ray_mlflow_or_dashboards(drive, tmp_path):
     config = dict(
         data_path=str(drive),
@@ -91,6 +92,7 @@ def test_training_and_inference_import_no_ray_mlflow_or_dashboards(drive, tmp_pa
     assert json.loads(done.stdout.splitlines()[-1]) == []
 
 
+@pytest.mark.slow
 def test_cli_train_without_tracking_runs_without_ray_mlflow_pandas_scipy(drive, tmp_path):
     shim = tmp_path / "shim"
     shim.mkdir()

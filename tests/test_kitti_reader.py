@@ -426,7 +426,8 @@ def test_real_lidar_lands_better_without_the_reference_pixel_shift(real, real_sg
 
 
 def _loop_reference(points: np.ndarray, calib: Calibration, h: int, w: int, exact: bool):
-    """SPEC 5.1 steps 5-9 written as plain loops, to check the vectorised version against."""
+    """docs/method.md#ground-truth-export steps 5-9 as plain loops, to check the vectorised
+    version against."""
     depth = np.zeros((h, w))
     kept = []
     for x, y, z, _ in points:

@@ -1,6 +1,6 @@
-"""Training losses (SPEC §4.6): SSIM/photometric values against direct formulas and the hint
-precompute, smoothness by hand, the mask-selection truth table, the DH normalisations, the hint
-gradient path, and ``compute_losses`` against a hand-written sum over scales."""
+"""Training losses (docs/method.md#losses): SSIM/photometric values against direct formulas and
+the hint precompute, smoothness by hand, the mask-selection truth table, the DH normalisations,
+the hint gradient path, and ``compute_losses`` against a hand-written sum over scales."""
 
 from __future__ import annotations
 
@@ -176,7 +176,8 @@ def test_invalid_hint_is_never_selected():
 
 
 def test_no_automasking_with_hints_works():
-    """The published code crashes here (SPEC §7.2 P-9); m_r = 1 and m_h = argmin[r, ρ_h] == 1."""
+    """The published code crashes here (docs/method.md#quirk-automasking-with-hints); m_r = 1
+    and m_h = argmin[r, ρ_h] == 1."""
     r = torch.tensor([0.1, 0.5, 0.3]).view(1, 1, 1, 3)
     h = torch.tensor([0.2, 0.4, 0.3]).view(1, 1, 1, 3)
     m_r, m_h = select_masks(r, None, h)
@@ -249,7 +250,8 @@ def _synthetic(config: TrainConfig, seed: int = 0) -> tuple[dict, dict]:
 
 
 def _hand_total(inputs: dict, outputs: dict, config: TrainConfig) -> dict[str, float]:
-    """SPEC §4.6 written out: argmin over stacked [r, i, ρ_h], sums by hand, noise replayed."""
+    """docs/method.md#losses written out: argmin over stacked [r, i, ρ_h], sums by hand, noise
+    replayed."""
 
     def rho(a, b):
         return photometric_loss(a, b, config.no_ssim)

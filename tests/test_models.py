@@ -1,4 +1,8 @@
-"""Encoder, depth decoder, pose networks: shapes, ranges, checkpoint keys (SPEC §4.1–4.4, 4.11)."""
+"""Encoder, depth decoder, pose networks: shapes, ranges, checkpoint keys.
+
+docs/method.md#encoder, docs/method.md#decoder, docs/method.md#pose-networks,
+docs/method.md#checkpoints.
+"""
 
 from __future__ import annotations
 

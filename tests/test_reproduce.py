@@ -8,24 +8,24 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
-from depthhints.reproduce import PAPER, row_configs, summarise
+from depthhints.experiments.reproduce import PAPER, row_configs, summarise
+from depthhints.experiments.runner import Score, Trial
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _scores(abs_rel: float) -> dict[str, float]:
-    return {"abs_rel": abs_rel, "sq_rel": 1.0, "rmse": 4.0, "rmse_log": 0.2, "a1": 0.8}
+def _scores(abs_rel: float) -> dict[str, Score]:
+    metrics = {"abs_rel": abs_rel, "sq_rel": 1.0, "rmse": 4.0, "rmse_log": 0.2, "a1": 0.8}
+    return {"eigen_pp": Score("eigen", {**metrics, "a2": 0.9, "a3": 0.9}, post_process=True)}
 
 
 def test_rows_are_averaged_over_seeds_and_compared_with_the_paper():
     trials = [
-        {"row": "S_R50_640x192_hints", "seed": seed, "scores": {"eigen_pp": _scores(value)}}
+        Trial("S_R50_640x192_hints", seed, TrainConfig(), _scores(value))
         for seed, value in enumerate([0.10, 0.12])
     ]
-    for trial in trials:
-        for name in ("a2", "a3"):
-            trial["scores"]["eigen_pp"][name] = 0.9
     (line,) = summarise(trials)
     assert line["seeds"] == 2 and line["abs_rel"] == pytest.approx(0.11)
     assert line["abs_rel_std"] == pytest.approx(0.0141421, rel=1e-4)  # sample std

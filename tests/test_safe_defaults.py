@@ -37,6 +37,7 @@ from torch import nn
 
 from dashboards import ui
 from depthhints.cli import build_parser, main
+from depthhints.cli.dashboards import add_ui_arguments
 from depthhints.cluster_config import DRIVER_ENV_VARS, load_yaml
 from depthhints.config import TrainConfig
 from depthhints.data.hint_store import NpyHintStore, ParquetHintStore, StoreManifest
@@ -312,7 +313,7 @@ def test_no_unsafe_yaml_loader_in_the_packages():
 # ----------------------------------------------------------------------------- hosts
 def parsed(arguments: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    ui._add_arguments(parser)
+    add_ui_arguments(parser)
     return parser.parse_args(arguments)
 
 
@@ -505,6 +506,7 @@ def server(tmp_path_factory):
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_tracked_run_records_no_password(server, tmp_path, monkeypatch, capsys):
     uri = server.uri.replace("http://", f"http://alice:{SECRET}@")
     config = TrainConfig(log_dir=str(tmp_path / "runs"), model_name="online")
@@ -545,6 +547,7 @@ def test_an_mlflow_error_is_printed_masked_not_as_a_traceback(tmp_path, monkeypa
     assert f"alice:***@127.0.0.1:{CLOSED_PORT}" in err and SECRET not in err
 
 
+@pytest.mark.slow
 def test_ending_stopped_trials_shows_no_password(server, tmp_path, monkeypatch, caplog, capsys):
     """The sweep ends its stopped trials' runs KILLED without printing the login MLflow would
     show (its ``View run ... at: <uri>``), and masks it in the warning of an unreachable one."""
@@ -613,7 +616,7 @@ def test_the_credential_check_catches_the_usual_leaks():
 
 
 def test_no_credentials_in_the_config_files():
-    assert len(CONFIG_FILES) > 10  # experiments/configs and platform/ at least
+    assert len(CONFIG_FILES) > 10  # depthhints/experiments/configs and platform/ at least
     for path in CONFIG_FILES:
         assert not secret_values(load_yaml(path)), f"{path}: {secret_values(load_yaml(path))}"
         assert not URL_LOGIN.search(path.read_text(encoding="utf-8")), path  # comments too

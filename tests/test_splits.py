@@ -1,4 +1,4 @@
-"""The bundled KITTI split lists parse and match the counts in SPEC.md section 1.4."""
+"""The bundled KITTI split lists parse and match the published counts (docs/method.md#splits)."""
 
 from __future__ import annotations
 

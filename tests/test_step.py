@@ -1,6 +1,7 @@
-"""Training model and step (SPEC §4.4, §4.5, §4.9): forward + backward + Adam step over the
-ablation flags, checked for finite losses, the logged keys, parameters that move and a gradient
-for every trainable parameter (what DDP without ``find_unused_parameters`` needs)."""
+"""Training model and step (docs/method.md#pose-networks, docs/method.md#view-synthesis,
+docs/method.md#options): forward + backward + Adam step over the ablation flags, checked for
+finite losses, the logged keys, parameters that move and a gradient for every trainable
+parameter (what DDP without ``find_unused_parameters`` needs)."""
 
 from __future__ import annotations
 

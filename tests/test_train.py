@@ -70,6 +70,7 @@ def test_training_with_hints_drives_loss_and_depth_error_down(tree, tmp_path):
     assert after < 0.5 * before
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_continues_with_identical_losses(tree, tmp_path):
     config = _config(tree, tmp_path, num_epochs=2, log_frequency=1, checkpoint_steps=1)
     reference = fit(config.replace(model_name="whole"), progress=False)
@@ -90,6 +91,7 @@ def test_resume_mid_epoch_continues_with_identical_losses(tree, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_resume_at_epoch_boundary_with_augmentation_and_workers(tree, tmp_path):
     config = _config(
         tree,
@@ -105,6 +107,7 @@ def test_resume_at_epoch_boundary_with_augmentation_and_workers(tree, tmp_path):
     assert first.history + rest.history == reference.history
 
 
+@pytest.mark.slow
 def test_lr_schedule_and_published_checkpoint_layout(tree, tmp_path):
     config = _config(tree, tmp_path, num_epochs=3, scheduler_step_size=2, frame_ids=[0, -1, 1])
     result = fit(config, progress=False)

@@ -51,6 +51,7 @@ def _history(client: MlflowClient, run_id: str, key: str) -> dict[int, float]:
     return {m.step: m.value for m in client.get_metric_history(run_id, key)}
 
 
+@pytest.mark.slow
 def test_training_run_holds_params_metrics_images_weights_and_resumes(tree, tmp_path, mlflow_store):
     config = _config(tree, tmp_path, model_name="tracked")
     lines: list[str] = []

@@ -121,6 +121,7 @@ def _build_in_a_process(config: TrainConfig, results) -> None:
     results.put(str(train.cache.folder))
 
 
+@pytest.mark.slow
 def test_processes_needing_the_same_cache_build_it_once(tree, tmp_path):
     config = _config(tree, tmp_path, loader="cache")
     context = multiprocessing.get_context("spawn")
@@ -150,6 +151,7 @@ def test_a_failed_build_leaves_no_cache(tree, tmp_path):
     assert _caches(config) == []
 
 
+@pytest.mark.slow
 def test_training_on_the_cache(tree, tmp_path):
     config = _config(tree, tmp_path, loader="cache", num_epochs=2, num_workers=1)
     result = fit(config, progress=False, tracking=TrackingOptions(enabled=False))

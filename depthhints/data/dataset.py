@@ -1,12 +1,12 @@
-"""Training and validation samples from a KITTI raw tree (or a synthetic one): SPEC §4.7.
+"""Training and validation samples from a KITTI raw tree (or a synthetic one).
 
 ``MonoDataset`` turns split items into the dict of tensors the trainer consumes, keyed as in the
-reference loader:
+reference loader (docs/method.md#augmentation):
 
 - ``("color", f, s)`` / ``("color_aug", f, s)``: float32 (3, H/2^s, W/2^s) in [0, 1] for every
   frame id ``f`` (an int temporal offset, or ``"s"`` for the stereo partner) and scale ``s``.
   Scale 0 is a Lanczos resize of the native image (aspect not kept); scale s+1 is a Lanczos
-  resize of scale s (cascaded, as in the reference, SPEC §2.4).
+  resize of scale s (cascaded, as in the reference, docs/method.md#resizing).
 - ``("K", s)`` / ``("inv_K", s)``: the fixed normalised KITTI intrinsics scaled to each scale.
 - ``"stereo_T"`` (with ``"s"``): X_other = X_target + t, t_x = side_sign x flip_sign x 0.1.
 - ``"depth_hint"`` / ``"depth_hint_mask"`` (with a hint store), ``"depth_gt"`` (with
@@ -48,7 +48,7 @@ from depthhints.geometry import scaled_intrinsics, stereo_T
 FrameId = int | str
 
 STEREO = "s"
-FULL_RES_SHAPE = (375, 1242)  # (H, W) of the training-time LiDAR GT (SPEC §2.3)
+FULL_RES_SHAPE = (375, 1242)  # (H, W) of the training-time LiDAR GT (docs/method.md#resolutions)
 BRIGHTNESS = CONTRAST = SATURATION = (0.8, 1.2)
 HUE = (-0.1, 0.1)
 
@@ -95,7 +95,8 @@ def _intrinsics(height: int, width: int, scale: int) -> tuple[torch.Tensor, torc
 
 
 def stereo_transform(side: str, flip: bool) -> torch.Tensor:
-    """stereo_T of a target on ``side`` ('l'/'r' or camera '2'/'3'), flipped or not (§2.2)."""
+    """stereo_T of a target on ``side`` ('l'/'r' or camera '2'/'3'), flipped or not
+    (docs/method.md#stereo-baseline)."""
     return torch.from_numpy(stereo_T("l" if side in ("l", "2") else "r", flip))
 
 
@@ -137,7 +138,9 @@ def _check_frame_ids(frame_ids: Sequence[FrameId]) -> tuple[FrameId, ...]:
 
 
 class MonoDataset(Dataset):
-    """Samples of split items for the monocular / stereo self-supervised trainer (SPEC §4.7).
+    """Samples of split items for the monocular / stereo self-supervised trainer.
+
+    Data pipeline and augmentation: docs/method.md#augmentation.
 
     ``layout`` locates images, scans and calibration; ``items`` are the split lines; ``height``
     and ``width`` the network input (multiples of 32). ``frame_ids`` must start with 0; ints

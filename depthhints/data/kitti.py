@@ -1,7 +1,8 @@
 """Reading (and, for calibration, writing) the KITTI raw layout, split lists and file formats.
 
-The facts implemented here are in SPEC.md sections 1 (layout, splits), 2 (cameras) and 5.1
-(LiDAR projection). Paths follow the raw layout::
+The facts implemented here: layout and splits (docs/method.md#kitti-layout, docs/method.md#splits),
+cameras (docs/method.md#intrinsics, docs/method.md#stereo-baseline) and LiDAR projection
+(docs/method.md#ground-truth-export). Paths follow the raw layout::
 
     <root>/<date>/calib_cam_to_cam.txt, calib_velo_to_cam.txt
     <root>/<date>/<drive>_sync/image_0{2,3}/data/%010d.{jpg,png}
@@ -593,7 +594,9 @@ def velodyne_to_depth_map(
     vel_depth: bool = False,
     corrected: bool = False,
 ) -> np.ndarray:
-    """Project a Velodyne scan into camera `cam` as a sparse float32 (h, w) depth map (SPEC 5.1).
+    """Project a Velodyne scan into camera `cam` as a sparse float32 (h, w) depth map.
+
+    The steps are docs/method.md#ground-truth-export.
 
     By default this follows the reference exactly: points with x >= 0 are projected with
     calib.velo_to_image(cam), pixel = round(u) - 1, round(v) - 1 (numpy's half-to-even rounding),

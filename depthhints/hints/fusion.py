@@ -1,23 +1,33 @@
-"""Per-pixel fusion of the 12 SGM candidates by reprojection loss (SPEC §3.5).
+"""Per-pixel fusion of the 12 SGM candidates by reprojection loss (docs/method.md#hint-fusion).
 
 Each candidate depth map warps the other view of the stereo pair into the base view; the
 candidate with the lowest photometric loss (0.85·SSIM term + 0.15·L1) wins at each pixel.
 
-The warp is the general one of the reference — back-project with inv_K, move by the stereo
-extrinsic T, project with K, bilinear ``grid_sample`` with border padding — using the fixed
-KITTI K scaled to the hint resolution. For a valid candidate this is a horizontal shift by its
+The warp is :func:`depthhints.geometry.warp`, the one training uses — back-project with inv_K,
+move by the stereo extrinsic T, project with K, bilinear ``grid_sample`` with border padding —
+with the fixed KITTI K at the hint resolution (:func:`depthhints.geometry.scaled_intrinsics`)
+and :func:`depthhints.geometry.stereo_T`. For a valid candidate this is a horizontal shift by its
 disparity; an invalid candidate (depth 0) collapses to the camera centre, and its projection
 (divided by ~1e-7) lands far outside the image, so border padding samples the top-left pixel of
 the other view for a left base image and the top-right pixel for a right one.
 
 Fusion modes:
 
-- ``"parity"``: as published, invalid candidates compete like any other (SPEC §3.5 item 5).
+- ``"parity"``: as published, invalid candidates compete like any other
+  (docs/method.md#quirk-invalid-fused-hints).
 - ``"masked"``: invalid candidates (depth ≤ 0) get loss +inf, so they win only where every
   candidate is invalid, and there the hint is 0.
 
 ``align_corners=True`` (default) is the sampling the authors had (PyTorch ≤ 1.2);
-``False`` is what the published code gives on PyTorch ≥ 1.3 (SPEC §7.2 P-3).
+``False`` is what the published code gives on PyTorch ≥ 1.3 (docs/method.md#quirk-align-corners).
+
+The SSIM / photometric loss here is a separate fast path of
+:func:`depthhints.losses.photometric_loss` (same formula and operation order;
+``tests/test_losses.py`` compares them): it updates its intermediates in place (no autograd) and
+runs ``CANDIDATE_CHUNK`` candidates at a time. For the 12 candidates of one 1024×320 image that
+peaks at ~110 MB of intermediates and ~0.4 s on one core, against ~400 MB and ~0.7–0.9 s for
+the out-of-place training loss on all 12 at once, and the hint precompute runs one such process
+per core. Training keeps ``depthhints.losses``, which autograd needs.
 
 Torch code is device-agnostic: work runs on ``device`` (default: the inputs' device, else CPU).
 """
@@ -33,9 +43,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from depthhints.geometry import STEREO_BASELINE, disparity_to_depth, focal_px
+from depthhints.geometry import (
+    disparity_to_depth,
+    focal_px,
+    scaled_intrinsics,
+    stereo_T,
+    warp,
+)
 from depthhints.hints.sgm import (
-    SIDES,
     MatcherMode,
     candidate_disparities,
     make_matchers,
@@ -46,16 +61,10 @@ FUSION_MODES = ("parity", "masked")
 
 HINT_WIDTH, HINT_HEIGHT = 1024, 320
 
-KITTI_K_NORM = np.array(
-    [[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32
-)
-"""Normalised intrinsics used for every KITTI image (SPEC §2.1)."""
-
 SSIM_C1 = 0.01**2
 SSIM_C2 = 0.03**2
 SSIM_WEIGHT = 0.85
 L1_WEIGHT = 0.15
-PROJECTION_EPS = 1e-7
 CANDIDATE_CHUNK = 4
 """Candidates whose losses are computed together: small enough for the intermediates to stay in
 cache (12 candidates at 1024×320 on one core: 0.45 s in chunks of 4, 0.67 s in one batch), and
@@ -67,7 +76,8 @@ ImageLike = np.ndarray | torch.Tensor
 def resize_for_hints(
     rgb_uint8: np.ndarray, width: int = HINT_WIDTH, height: int = HINT_HEIGHT
 ) -> np.ndarray:
-    """Resize an RGB uint8 image to the hint resolution with PIL Lanczos (SPEC §2.4)."""
+    """Resize an RGB uint8 image to the hint resolution with PIL Lanczos
+    (docs/method.md#resizing)."""
     rgb = np.asarray(rgb_uint8)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected RGB uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
@@ -76,30 +86,19 @@ def resize_for_hints(
 
 
 def intrinsics(width: int, height: int, fx: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """K scaled to (width, height) and its pseudo-inverse, both float32 4×4.
-
-    ``fx`` overrides K[0, 0] (it must be the focal the candidate depths were made with).
-    ``inv_K`` is ``np.linalg.pinv`` in float32, like the reference (not an exact inverse).
+    """``geometry.scaled_intrinsics(width, height)`` (float32 K and its pinv), with K[0, 0] set to
+    ``fx`` when given (it must be the focal the candidate depths were made with).
     """
-    K = KITTI_K_NORM.copy()
-    K[0, :] *= width
-    K[1, :] *= height
-    if fx is not None:
-        K[0, 0] = fx
+    K, inv_K = scaled_intrinsics(width, height)
+    if fx is None:
+        return K, inv_K
+    K[0, 0] = fx
     return K, np.linalg.pinv(K)
 
 
-def stereo_T(side: str) -> np.ndarray:
-    """Base-camera → other-camera transform: t_x = −0.1 for base 'l', +0.1 for 'r' (§2.2)."""
-    if side not in SIDES:
-        raise ValueError(f"side must be 'l' or 'r', got {side!r}")
-    T = np.eye(4, dtype=np.float32)
-    T[0, 3] = (-1.0 if side == "l" else 1.0) * STEREO_BASELINE
-    return T
-
-
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-pixel (1 − SSIM)/2 clamped to [0, 1]; 3×3 box window, reflection padding (§4.6).
+    """Per-pixel (1 − SSIM)/2 clamped to [0, 1]; 3×3 box window, reflection padding
+    (docs/method.md#losses).
 
     ``y`` may have batch 1 and is broadcast against ``x`` (its statistics are computed once).
     Intermediates are updated in place, keeping the formula's operation order (so the values are
@@ -130,42 +129,6 @@ def photometric_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     l1 = (target - pred).abs_().mean(1, True)
     ssim_term = ssim(pred, target).mean(1, True)
     return ssim_term.mul_(SSIM_WEIGHT).add_(l1.mul_(L1_WEIGHT))
-
-
-def _pixel_grid(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-    """Homogeneous pixel coordinates (x, y, 1), float32 (batch, 3, H·W)."""
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32, device=device),
-        torch.arange(width, dtype=torch.float32, device=device),
-        indexing="ij",
-    )
-    pix = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)])
-    return pix.unsqueeze(0).expand(batch, -1, -1)
-
-
-def sampling_grid(
-    depths: torch.Tensor, K: np.ndarray, inv_K: np.ndarray, T: np.ndarray
-) -> torch.Tensor:
-    """Normalised grid_sample coordinates (B, H, W, 2) of each base pixel in the other view.
-
-    Back-project each depth map with inv_K, transform by T, project with K, divide by z + 1e-7,
-    then normalise with (W − 1), (H − 1) to [−1, 1] (the reference's convention).
-    """
-    batch, height, width = depths.shape
-    device = depths.device
-
-    def as_batch(m: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(m).to(device).unsqueeze(0).expand(batch, -1, -1)
-
-    rays = torch.matmul(as_batch(inv_K)[:, :3, :3], _pixel_grid(batch, height, width, device))
-    points = depths.reshape(batch, 1, -1) * rays
-    points = torch.cat([points, torch.ones_like(points[:, :1])], 1)
-    projection = torch.matmul(as_batch(K), as_batch(T))[:, :3, :]
-    cam = torch.matmul(projection, points)
-    pix = cam[:, :2, :] / (cam[:, 2:3, :] + PROJECTION_EPS)
-    pix = pix.reshape(batch, 2, height, width).permute(0, 2, 3, 1)
-    pix = pix / torch.tensor([width - 1, height - 1], dtype=pix.dtype, device=device)
-    return (pix - 0.5) * 2
 
 
 def _as_tensor(array: ImageLike) -> torch.Tensor:
@@ -212,8 +175,8 @@ def candidate_losses(
     """
     images, count, height, width = depths.shape
     K, inv_K = intrinsics(width, height, fx)
-    T = stereo_T(side)
-    flat = depths.reshape(images * count, height, width)
+    cameras = [torch.from_numpy(m).to(depths.device) for m in (K, inv_K, stereo_T(side))]
+    flat = depths.reshape(images * count, 1, height, width)
     owner = torch.arange(images, device=depths.device).repeat_interleave(count)
     losses = torch.empty(images * count, 1, height, width, device=depths.device)
     for start in range(0, images * count, chunk):
@@ -221,13 +184,9 @@ def candidate_losses(
         first, last = int(owner[part][0]), int(owner[part][-1])
         sources = other[owner[part]] if first != last else other[first : first + 1]
         targets = base[owner[part]] if first != last else base[first : first + 1]
-        warped = F.grid_sample(
-            sources.expand(len(flat[part]), -1, -1, -1),
-            sampling_grid(flat[part], K, inv_K, T),
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=align_corners,
-        )
+        n = len(flat[part])
+        K_n, inv_K_n, T_n = (m.expand(n, -1, -1) for m in cameras)
+        warped = warp(sources.expand(n, -1, -1, -1), flat[part], K_n, inv_K_n, T_n, align_corners)
         losses[part] = photometric_loss(warped, targets)
     return losses.reshape(images, count, height, width)
 

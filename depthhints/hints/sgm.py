@@ -1,4 +1,6 @@
-"""The semi-global matchers of the hint precompute and disparity → depth (SPEC §3.2–3.4).
+"""The semi-global matchers of the hint precompute and disparity → depth.
+
+The matchers: docs/method.md#hint-matchers; disparity → depth: docs/method.md#disparity-to-depth.
 
 Pure functions: no Ray, no file layout. Images are RGB uint8 (H, W, 3) at hint resolution.
 
@@ -125,7 +127,8 @@ def candidate_disparities(
     """Disparity of ``base_rgb`` against ``other_rgb`` for every matcher, float32 (K, H, W) px.
 
     ``side`` is the side of the base image. SGBM only matches a left view against a right view,
-    so for ``"r"`` both images are mirrored, matched, and the result is mirrored back (§3.3).
+    so for ``"r"`` both images are mirrored, matched, and the result is mirrored back
+    (docs/method.md#right-image-hints).
     Invalid pixels come out as −1 (minDisparity − 1).
     """
     _check_pair(base_rgb, other_rgb)

@@ -1,4 +1,4 @@
-"""State-dict helpers for the published checkpoint layout (SPEC §4.11)."""
+"""State-dict helpers for the published checkpoint layout (docs/method.md#checkpoints)."""
 
 from __future__ import annotations
 

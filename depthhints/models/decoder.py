@@ -1,4 +1,7 @@
-"""Depth decoder with sigmoid disparities at several scales (SPEC §4.2) and disp→depth (§4.3)."""
+"""Depth decoder with sigmoid disparities at several scales and disp→depth.
+
+docs/method.md#decoder.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ResNet depth/pose encoder on torchvision backbones (SPEC §4.1).
+"""ResNet depth/pose encoder on torchvision backbones (docs/method.md#encoder).
 
 Weights are never downloaded: ImageNet weights (torchvision ``IMAGENET1K_V1``) are read from an
 explicit file or from the torch hub cache, and a missing file is an error, not a silent random init.

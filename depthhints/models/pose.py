@@ -1,4 +1,7 @@
-"""Pose networks (SPEC §4.4): ResNet-feature pose decoder, PoseCNN and 6-DoF → 4×4 transforms."""
+"""Pose networks: ResNet-feature pose decoder, PoseCNN and 6-DoF → 4×4 transforms.
+
+docs/method.md#pose-networks.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Training checkpoints: the published weights folders and a full state that resumes exactly.
 
-Published layout (SPEC §4.11), for use by every monodepth-family tool::
+Published layout (docs/method.md#checkpoints), for use by every monodepth-family tool::
 
     <run_dir>/models/opt.json
     <run_dir>/models/weights_<epoch>/{encoder,depth,pose_encoder,pose,predictive_mask,adam}.pth

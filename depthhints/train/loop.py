@@ -1,8 +1,9 @@
 """Single-process training loop (CPU or CUDA): Adam + StepLR as the reference, exact resume.
 
 The loop knows steps, epochs and hooks; the method itself lives in ``train.step``/``losses``.
-Schedule (SPEC §4.8): one Adam over every parameter, ``StepLR(scheduler_step_size, 0.1)`` stepped
-at the *start* of each epoch, so the first decay lands on epoch ``scheduler_step_size − 1``.
+Schedule (docs/method.md#optimisation): one Adam over every parameter,
+``StepLR(scheduler_step_size, 0.1)`` stepped at the *start* of each epoch, so the first decay
+lands on epoch ``scheduler_step_size − 1``.
 Logging follows the reference's rule (batches 0, f, 2f, ... of the first 2000 steps, then every
 2000 steps); each log event also evaluates one validation batch. After every epoch rank 0 logs
 an image grid and, with ``eval_split_file``, the Eigen-protocol metrics, which also go into the

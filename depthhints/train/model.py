@@ -1,4 +1,4 @@
-"""All networks of a training run as one ``nn.Module`` (SPEC §4.1–§4.5), so DDP can wrap it.
+"""All networks of a training run as one ``nn.Module``, so DDP can wrap it.
 
 ``DepthHintsModel.forward(batch)`` predicts disparities and poses and synthesises every source
 view at every scale; the losses are in :mod:`depthhints.losses`. Submodule names are the
@@ -118,7 +118,10 @@ class DepthHintsModel(nn.Module):
     def _predict_poses(
         self, inputs: Mapping[Any, Tensor], features: dict[Any, list[Tensor]]
     ) -> Outputs:
-        """Relative poses target → frame f for the temporal frames (§4.4)."""
+        """Relative poses target → frame f for the temporal frames.
+
+        docs/method.md#pose-networks.
+        """
         assert self.pose is not None
         pose_type = self.config.pose_model_type
         outputs: Outputs = {}
@@ -156,7 +159,10 @@ class DepthHintsModel(nn.Module):
         return outputs
 
     def _synthesise(self, inputs: Mapping[Any, Tensor], outputs: Outputs) -> None:
-        """Depth per scale and every source warped into the target view (§4.5), in place."""
+        """Depth per scale and every source warped into the target view, in place.
+
+        docs/method.md#view-synthesis.
+        """
         config = self.config
         height, width = inputs[("color", 0, 0)].shape[-2:]
         invert_pairs = config.pose_model_input == "pairs"

@@ -45,12 +45,11 @@ from ray.train import (
     UserCallback,
 )
 from ray.train.torch import TorchConfig, TorchTrainer
-from ray.train.v2._internal.execution import context as ray_train_context
 
+from depthhints import probes
 from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
 from depthhints.tracking import NullTracker
-from depthhints.train import probes
 from depthhints.train.checkpoint import STATE_FILE, newest_readable
 from depthhints.train.loop import run_loop
 from depthhints.train.reporting import TrackingOptions, attach_run, describe_run, open_run
@@ -172,12 +171,16 @@ def _older_checkpoints(latest: Checkpoint) -> list[Checkpoint]:
     return [Checkpoint(path, filesystem=latest.filesystem) for path in sorted(older, reverse=True)]
 
 
+REPORT_LOGGER = str(Path(ray.train.__file__).parent.joinpath("v2/_internal/execution/context.py"))
+"""Ray 2.60 logs every report from a logger named after this source file, which Ray's
+LoggingConfig misses (named by its path, so none of Ray's internals is imported)."""
+
+
 def train_worker(loop_config: dict[str, Any]) -> None:
     """Entry point of every Ray Train worker."""
     config = TrainConfig.from_dict(loop_config["config"])
     torch.set_num_threads(max(1, int(loop_config.get("threads", 1))))
-    # Ray 2.60 logs every report from a logger named after its file, which LoggingConfig misses
-    logging.getLogger(ray_train_context.__file__).setLevel(loop_config.get("log_level", "INFO"))
+    logging.getLogger(REPORT_LOGGER).setLevel(loop_config.get("log_level", "INFO"))
     session = RaySession()
     state = _restored_state(config.run_dir / "models")
     hooks, step_hooks = probes.from_spec(loop_config.get("test_hooks") or {}, session.rank)

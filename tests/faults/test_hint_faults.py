@@ -28,6 +28,8 @@ from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
 from hints_worker.actors import HintConfig, HintWorker, plan_jobs, precompute_hints
 from tests.faults.drivers import DEADLINE_S, driver, own_ray_env, wait_for
 
+pytestmark = pytest.mark.slow
+
 CONFIG = HintConfig(height=64, width=192)  # the images' own size: no resampling, quick SGBM
 RENDERED_FRAMES = 8  # rendered by the generator (slow: ~0.1 s a frame) ...
 FRAMES = 40  # ... the rest are copies with their rows rolled (distinct hints, no rendering)

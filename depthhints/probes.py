@@ -1,5 +1,12 @@
-"""Instrumentation hooks for tests and benchmarks, chosen by a JSON-able spec (Ray-safe).
+"""Faults and probes that tests and benchmarks inject into the real components: the one seam.
 
+Nothing here runs unless a test or benchmark asks for it.
+
+Hint precomputation (:func:`crash_at_frame`, called by every hint worker before a frame): if the
+file named by ``$DEPTHHINTS_TEST_CRASH_ONCE`` holds the frame's number, the first worker to reach
+it claims the file and dies (as if killed).
+
+Training, by a JSON-able spec in the Ray Train loop config (:func:`from_spec`):
 ``from_spec({"crash_at_step": 2, "marker": path})``: rank 0 raises once at that log event;
 ``{"kill_at_step": 2, "marker": path}``: rank 0's process kills itself (SIGKILL) there, once;
 ``{"parameter_log": folder}``: every rank appends the sum and norm of its parameters after each
@@ -13,13 +20,27 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from depthhints.train.loop import StepHook
-from depthhints.train.reporting import LogHook
+LogHook = Callable[[str, dict, int], None]  # depthhints.train.reporting.LogHook
+StepHook = Callable[[int, torch.nn.Module], None]  # depthhints.train.loop.StepHook
+
+CRASH_ONCE_ENV = "DEPTHHINTS_TEST_CRASH_ONCE"
+
+
+def crash_at_frame(frame: int) -> None:
+    """Die once at ``frame`` if ``$DEPTHHINTS_TEST_CRASH_ONCE`` names a file holding it."""
+    arm = os.environ.get(CRASH_ONCE_ENV)
+    if arm and os.path.exists(arm) and Path(arm).read_text().strip() == str(frame):
+        try:
+            os.rename(arm, arm + ".fired")
+        except FileNotFoundError:
+            return  # another worker claimed it
+        os._exit(1)
 
 
 def from_spec(spec: dict[str, Any], rank: int) -> tuple[list[LogHook], list[StepHook]]:

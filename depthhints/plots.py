@@ -1,4 +1,4 @@
-"""The report's figures (matplotlib), returned as PNG bytes.
+"""Figures of results (matplotlib) as PNG bytes: the report's and the ablation's.
 
 Colours: the Okabe–Ito palette for categories (readable with colour-vision deficiencies) and
 ``magma_r`` for depth (near is bright); pixels without a value are grey, not a colour of the scale.
