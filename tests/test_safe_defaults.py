@@ -1,7 +1,7 @@
 """Safe defaults: no code runs from a checkpoint or a YAML file, servers bind to 127.0.0.1 unless
 asked, no password in what is printed, logged, tracked or written, files follow the umask.
 
-Fast: no Ray cluster (``ray.init`` is replaced), one ``mlflow server`` for the credential tests.
+No Ray cluster (``ray.init`` is replaced); the credential tests start one ``mlflow server`` (slow).
 Each malicious file is proven live first: an unsafe load of it does create its marker file.
 """
 
