@@ -52,12 +52,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     options, tracking = trial_options(args)
-    out = args.out or Path("outputs") / f"ablation_{args.preset}"
     try:
-        overrides = parse_overrides(args.set)
         outcome = run_ablation(
             args.preset,
-            out,
+            args.out or Path("outputs") / f"ablation_{args.preset}",
             data_root=args.data,
             variants=args.variants,
             seeds=args.seeds,
@@ -65,7 +63,7 @@ def main(argv: list[str]) -> int:
             tracking=tracking,
             resume=args.resume,
             publish=args.publish,
-            overrides=overrides,
+            overrides=parse_overrides(args.set),
         )
     except DepthHintsError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-from depthhints.cli.arguments import add_verbose_argument, from_args, positive_int
+from depthhints.cli.arguments import from_args, positive_int
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,7 +24,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     rate = "10x the published 1e-4: the demo trains a few dozen steps, from scratch"
     add("--learning-rate", type=float, default=1e-3, help=rate)
     add("--train-workers", type=positive_int, default=2, help="Ray Train workers (DDP ranks)")
-    add_verbose_argument(demo)
     demo.set_defaults(func=cmd_demo)
 
 
@@ -52,9 +52,8 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser, frames: int) -> None
 def cmd_synth(args: argparse.Namespace) -> int:
     from depthhints.data.synthetic import DatasetConfig
     from depthhints.demo import synthesize
-    from depthhints.paths import writable_folder
 
-    synthesize(writable_folder(args.out, "--out"), from_args(DatasetConfig, args), args.workers)
+    synthesize(args.out, from_args(DatasetConfig, args), args.workers)
     return 0
 
 
@@ -62,9 +61,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dashboards.report import build_report
     from depthhints.data.synthetic import DatasetConfig
     from depthhints.demo import run_demo, tracking_uri
-    from depthhints.paths import writable_folder
 
-    out = writable_folder(args.out, "--out")
+    out = Path(args.out)
     files = run_demo(
         out,
         from_args(DatasetConfig, args),
@@ -72,7 +70,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         train_workers=args.train_workers,
-        verbose=args.verbose,
     )
     if files is None:
         return 1

@@ -28,7 +28,7 @@ from depthhints.evaluate import METRICS
 from depthhints.results import log_evaluation, logged_evaluations
 from depthhints.tracking import Tracker
 from depthhints.train.reporting import TrackingOptions, recorded_run_id
-from depthhints.train.trainer import RAY_LOG, init_ray
+from depthhints.train.trainer import init_ray
 from depthhints.tune import SweepOptions, apply_choices, reopen_sweep_run, sweep, sweep_run_file
 
 
@@ -128,8 +128,7 @@ def run_experiment(
     """
     options = options or SweepOptions()
     if not ray.is_initialized():  # before the hint actors: Train needs init_ray's settings
-        ray_log = experiment.out / RAY_LOG  # Ray's and Tune's own output (verbose: the terminal)
-        init_ray(options.ray.address, verbose=options.ray.verbose, log_file=ray_log)
+        init_ray(options.ray.address)
     rows = experiment.prepare()
     base = TrainConfig(**next(iter(rows.values()))).replace(model_name=experiment.kind)
     options = dataclasses.replace(options, name=experiment.name, rows=rows)
