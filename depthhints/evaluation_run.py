@@ -105,17 +105,6 @@ def check_counts(count: int, gt_depths: list | None, gt_path: Path | None, what:
         )
 
 
-def eval_device(name: str | None) -> str:
-    """``name``, or cuda when available (else cpu) for None; ConfigError for a missing cuda."""
-    import torch
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu")
-    return name
-
-
 def _ground_truth(request: EvaluationRequest) -> tuple[Path | None, list | None]:
     """The GT file and its maps; (None, None) when nothing will be scored."""
     from depthhints.evaluate import load_gt_depths
@@ -174,6 +163,7 @@ def _predict(
     from depthhints import evaluate as ev
     from depthhints.data.kitti import KittiRawLayout, load_split, read_split_file
     from depthhints.models.depth_net import load_depth_net
+    from depthhints.predict import resolve_device
 
     _check_predict_request(request)
     if request.split_file:
@@ -182,7 +172,7 @@ def _predict(
         items = load_split(request.eval_split, "test")
     split_name = request.split_file or f"the bundled {request.eval_split} test list"
     check_counts(len(items), gt_depths, gt_path, f"test items in {split_name}")
-    device = eval_device(request.device)
+    device = resolve_device(request.device)
     loaded = load_depth_net(request.load_weights_folder, device=device)
     _note_mode(loaded.use_stereo, request.eval_stereo)
     layout = KittiRawLayout(request.data_path)

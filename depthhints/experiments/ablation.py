@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,7 +32,6 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-import torch
 
 from depthhints.config import TrainConfig
 from depthhints.data.benchmark import BENCHMARKS, prepare_benchmark
@@ -56,10 +56,13 @@ from depthhints.experiments.runner import (
     Preset,
     Score,
     Trial,
+    compute_hints,
     run_experiment,
 )
-from depthhints.experiments.summary import over_seeds, welch_interval, write_table
+from depthhints.experiments.summary import mean_std, over_seeds, welch_interval, write_table
+from depthhints.hints.compute import HintConfig
 from depthhints.models import load_depth_net
+from depthhints.predict import resolve_device
 from depthhints.train.reporting import TrackingOptions
 from depthhints.tune import SweepOptions
 
@@ -138,7 +141,7 @@ def summarise(trials: Sequence[Trial], variants: Sequence[str]) -> list[dict[str
         for metric in METRICS:
             reference = [run[metric] for run in baseline]
             low, high = welch_interval([run[metric] for run in runs], reference)
-            line[f"{metric}_diff"] = line[metric] - float(np.mean(reference))
+            line[f"{metric}_diff"] = line[metric] - statistics.fmean(reference)
             line[f"{metric}_diff_low"], line[f"{metric}_diff_high"] = low, high
     return table
 
@@ -152,7 +155,7 @@ def markdown_table(table: Sequence[dict[str, Any]], region: str) -> str:
     )
     lines = [header, "|" + "---|" * 11]
     for line in (row for row in table if row["region"] == region):
-        cells = " | ".join(f"{line[m]:.3f} ± {line[f'{m}_std']:.3f}" for m in METRICS)
+        cells = " | ".join(mean_std(line, m) for m in METRICS)
         diffs = " | ".join(_difference(line, m) for m in ("abs_rel", "a1"))
         lines.append(f"| {line['variant']} | {line['seeds']} | {cells} | {diffs} |")
     return "\n".join(lines) + "\n"
@@ -183,8 +186,8 @@ def curve_table(trials: Sequence[Trial], variants: Sequence[str], metric: str) -
         cells = []
         for step in steps:
             values = [run[step] for run in runs if step in run]
-            spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-            cells.append(f"{float(np.mean(values)):.3f} ± {spread:.3f}" if values else "")
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.fmean(values):.3f} ± {spread:.3f}" if values else "")
         if runs:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -278,19 +281,11 @@ class HintAblation(Experiment):
     def _hint_store(self, name: str) -> Path:
         """The folder of hint store ``name`` for the training and validation drives (computed
         on the Ray actor pool where missing)."""
-        from hints_worker.actors import HintConfig, precompute_hints
-
         height, width = self.preset.hint_size
         folder = self.data.root / "hints" / f"{name}_{width}x{height}"
         items = self.data.items("train") + self.data.items("val")
         config = HintConfig(height=height, width=width, **STORES[name])
-        summary = precompute_hints(items, self.data.root, folder, config, progress=False)
-        if not summary.ok:
-            raise ConfigError(
-                f"{len(summary.failures)} hints of store {name} failed; see "
-                f"{folder / 'failures.json'}"
-            )
-        return folder
+        return compute_hints(items, self.data.root, folder, config)
 
     @cached_property
     def test_drive(self) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
@@ -312,7 +307,7 @@ class HintAblation(Experiment):
         images = EvalImageDataset(
             KittiRawLayout(self.data.root), self.data.items("test"), loaded.height, loaded.width
         )
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(None)
         disparities = predict_disparities(loaded.net, images, False, device=device)
         scores = {}
         for region, protocol in REGIONS.items():

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from depthhints.config import TrainConfig
 from depthhints.data.kitti import KittiRawLayout, SplitItem, read_split_file, split_file
@@ -37,11 +36,13 @@ from depthhints.experiments.runner import (
     Preset,
     Score,
     Trial,
+    compute_hints,
     run_experiment,
 )
 from depthhints.experiments.summary import mean_std, over_seeds, write_table
 from depthhints.models import load_depth_net
 from depthhints.paper import paper_table
+from depthhints.predict import resolve_device
 from depthhints.results import evaluation_key
 from depthhints.samples import sample_frames, save_samples
 from depthhints.train.reporting import TrackingOptions
@@ -99,24 +100,14 @@ def prepare_synthetic(out: Path, frames: int, width: int, height: int) -> Path:
             root, syn.DatasetConfig(frames_per_drive=frames, width=width, height=height)
         )
     items = [item for part in ("train", "val", "test") for item in _split(root, part)]
-    _precompute(items, root, progress=False)
+    compute_hints(items, root, root / "depth_hints")
     return root
 
 
 def ensure_hints(data_path: Path, split: str) -> None:
     """Compute the hints a KITTI split lacks (what is already stored is skipped)."""
     items = [item for part in ("train", "val") for item in read_split_file(split_file(split, part))]
-    _precompute(items, data_path, progress=True)
-
-
-def _precompute(items: list[SplitItem], root: Path, progress: bool) -> None:
-    from hints_worker.actors import precompute_hints
-
-    summary = precompute_hints(items, root, root / "depth_hints", progress=progress)
-    if not summary.ok:
-        raise ConfigError(
-            f"{len(summary.failures)} hints failed; see {summary.store / 'failures.json'}"
-        )
+    compute_hints(items, data_path, data_path / "depth_hints", progress=True)
 
 
 def _split(root: Path, part: str) -> list[SplitItem]:
@@ -226,7 +217,7 @@ class PaperTable(Experiment):
         loaded = load_depth_net(weights)
         layout = KittiRawLayout(self.data_path)
         images = EvalImageDataset(layout, self.test_items, loaded.height, loaded.width)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(None)
         scores = {}
         for post_process in (False, True):
             disparities = predict_disparities(loaded.net, images, post_process, device=device)

@@ -18,17 +18,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import ray
 
 from depthhints.config import TrainConfig
+from depthhints.data.kitti import SplitItem
+from depthhints.errors import ConfigError
 from depthhints.evaluate import METRICS
 from depthhints.results import log_evaluation, logged_evaluations
 from depthhints.tracking import Tracker
 from depthhints.train.reporting import TrackingOptions, recorded_run_id
 from depthhints.train.trainer import init_ray
+
+if TYPE_CHECKING:
+    from depthhints.hints.compute import HintConfig
 from depthhints.tune import SweepOptions, apply_choices, reopen_sweep_run, sweep, sweep_run_file
 
 
@@ -111,6 +116,23 @@ class Experiment(ABC):
     @abstractmethod
     def write(self, trials: list[Trial]) -> tuple[list[dict[str, Any]], dict[str, Path]]:
         """Summarise the trials; the summary table and the files written."""
+
+
+def compute_hints(
+    items: list[SplitItem],
+    root: Path,
+    store: Path,
+    config: HintConfig | None = None,
+    progress: bool = False,
+) -> Path:
+    """The hint store ``store`` of ``items`` under data ``root``, computed on the Ray actor pool
+    where missing; ConfigError naming the failures file when any hint failed."""
+    from hints_worker.actors import precompute_hints
+
+    summary = precompute_hints(items, root, store, config, progress=progress)
+    if not summary.ok:
+        raise ConfigError(f"{len(summary.failures)} hints failed; see {store / 'failures.json'}")
+    return store
 
 
 def run_experiment(
