@@ -1,7 +1,8 @@
 """A self-contained HTML results report built from the MLflow store (one file, no server).
 
 Sections: the results table (ours vs the paper, differences marked better/worse), training
-curves of the sweep's runs grouped by swept value and each run's loss per scale, sample test
+curves of the sweep's runs grouped by swept value (the training loss on one panel per loss the
+runs optimise: with hints it has another term) and each run's loss per scale, sample test
 frames (image, prediction, depth hint, hint mask, GT on one colour scale), hint quality per mode
 and the throughput figures of ``docs/benchmarks.md``. Figures are PNGs embedded as data URIs.
 
@@ -30,7 +31,20 @@ if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep that 
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BENCHMARK_SECTIONS = ("hints", "train", "distributed")  # the <!-- bench:NAME --> blocks shown
-CURVE_METRICS = ("train/loss", "eval/abs_rel")
+LOSS, VALIDATION = "train/loss", "eval/abs_rel"  # the sweep's curves
+LOSS_PARAMS = (  # the training options that define the loss (depthhints.losses)
+    "use_depth_hints",
+    "hint_supervision",
+    "use_stereo",
+    "frame_ids",
+    "scales",
+    "v1_multiscale",
+    "no_ssim",
+    "disable_automasking",
+    "avg_reprojection",
+    "predictive_mask",
+    "disparity_smoothness",
+)
 SAMPLES_ARTIFACT = "samples/test_frames.npz"
 MAX_TRAINING_RUNS = 12
 METRIC_LABELS = {
@@ -53,6 +67,7 @@ class TrainingRun:
     group: str
     series: dict[str, list[tuple[int, float]]]
     samples_png: bytes | None = None
+    loss_kind: str = ""  # the loss options it differs in from the others (:func:`loss_kinds`)
 
 
 @dataclass
@@ -98,11 +113,11 @@ def collect(
     from dashboards.table import compare, metrics_shown
     from depthhints.tracking import redact_uri
 
-    log_paper_runs(tracking_uri, experiment)
     client = MlflowClient(tracking_uri)
+    ours = _chosen_sweep(client, experiment, sweep)  # before the paper runs are logged
+    log_paper_runs(tracking_uri, experiment)
     exp = experiment_id(client, experiment)
     papers = result_runs(client, exp, "paper")
-    ours = select_sweep(result_runs(client, exp, "ours"), sweep)
     rows = compare(ours, papers)
     sweep_label = ours[0].tags.get("sweep", "") if ours else ""
     return ReportData(
@@ -115,6 +130,24 @@ def collect(
         training=_training_runs(client, ours),
         hint_quality=_hint_quality(client, exp),
         benchmarks=benchmark_sections(benchmarks) if benchmarks else {},
+    )
+
+
+def _chosen_sweep(client: Any, experiment: str, sweep: str | None) -> list[ResultRun]:
+    """:func:`select_sweep` of our evaluation runs; a ConfigError listing the sweeps there are
+    when ``sweep`` names none of them."""
+    from dashboards.runs import result_runs
+    from depthhints.errors import ConfigError
+
+    found = client.get_experiment_by_name(experiment)
+    everything = result_runs(client, found.experiment_id, "ours") if found else []
+    chosen = select_sweep(everything, sweep)
+    if chosen or sweep in (None, "all"):
+        return chosen
+    names = sorted({run.tags["sweep"] for run in everything if run.tags.get("sweep")})
+    raise ConfigError(
+        f"--sweep {sweep!r}: no evaluation runs of a sweep of that name or run id in experiment "
+        f"{experiment!r}; give one of: {', '.join(names) or '(none yet)'}, or 'all'"
     )
 
 
@@ -132,15 +165,17 @@ def _training_runs(client: Any, ours: Sequence[ResultRun]) -> list[TrainingRun]:
         if key.startswith("sweep.") and key != "sweep.seed"
     }
     varying = sorted(k for k in swept if len({r.data.tags.get(k) for r in runs}) > 1)
+    kinds = loss_kinds([run.data.params for run in runs])
     training = []
-    for run in runs:
+    for run, loss_kind in zip(runs, kinds, strict=True):
         run_id, tags = run.info.run_id, run.data.tags
         group = ", ".join(f"{k.removeprefix('sweep.')}={tags.get(k)}" for k in varying)
-        keys = [k for k in run.data.metrics if k in CURVE_METRICS or k.startswith("train/loss/")]
+        keys = [k for k in run.data.metrics if k in (LOSS, VALIDATION) or k.startswith(f"{LOSS}/")]
         series = {
             key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in keys
         }
-        item = TrainingRun(run_id, run.info.run_name or run_id, group or run.info.run_name, series)
+        name = run.info.run_name or run_id
+        item = TrainingRun(run_id, name, group or name, series, loss_kind=loss_kind)
         with tempfile.TemporaryDirectory() as folder:
             try:
                 path = client.download_artifacts(run_id, SAMPLES_ARTIFACT, folder)
@@ -151,6 +186,28 @@ def _training_runs(client: Any, ours: Sequence[ResultRun]) -> list[TrainingRun]:
                 item.samples_png = plots.sample_frames(load_samples(path), title)
         training.append(item)
     return training
+
+
+def loss_kinds(params: Sequence[dict[str, str]]) -> list[str]:
+    """Per run (its params), the loss options (:data:`LOSS_PARAMS`) in which the runs differ,
+    e.g. ``use_depth_hints=True``; all empty when every run optimises the same loss."""
+    varying = [key for key in LOSS_PARAMS if len({p.get(key) for p in params}) > 1]
+    return [", ".join(f"{key}={p.get(key)}" for key in varying) for p in params]
+
+
+def curve_panels(
+    training: Sequence[TrainingRun],
+) -> tuple[list[tuple[str, str, dict[str, list[tuple[int, float]]]]], dict[str, str]]:
+    """The sweep's curves for :func:`depthhints.plots.sweep_curves`: (name, group, series) per run
+    and {metric: title}: the training loss on one panel per loss kind (runs optimising different
+    losses never share an axis) and the validation abs rel of every run on one."""
+    runs, panels = [], {}
+    for run in training:
+        key = f"{LOSS} · {run.loss_kind}" if run.loss_kind else LOSS
+        panels[key] = f"training loss ({run.loss_kind})" if run.loss_kind else "training loss"
+        runs.append((run.name, run.group, {**run.series, key: run.series.get(LOSS, [])}))
+    panels[VALIDATION] = "abs rel (validation, after each epoch)"
+    return runs, panels
 
 
 def _hint_quality(client: Any, experiment: str) -> list[dict[str, Any]]:
@@ -196,9 +253,11 @@ def render(data: ReportData) -> str:
     environment.filters["png"] = lambda data: (
         "data:image/png;base64," + base64.b64encode(data).decode("ascii")
     )
-    runs = [(t.name, t.group, t.series) for t in data.training]
-    curves = plots.sweep_curves(runs, CURVE_METRICS) if runs else None
-    scales = plots.scale_losses([(t.name, t.series) for t in data.training]) if runs else None
+    curves = plots.sweep_curves(*curve_panels(data.training)) if data.training else None
+    titled = [
+        (f"{t.name} ({t.group})" if t.group != t.name else t.name, t.series) for t in data.training
+    ]
+    scales = plots.scale_losses(titled) if titled else None
     quality = plots.hint_quality(data.hint_quality) if _has_cost(data.hint_quality) else None
     return environment.get_template("report.html.j2").render(
         data=data,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,14 +10,16 @@ from mlflow.entities import Run
 
 from depthhints.errors import ConfigError
 from depthhints.results import EVALUATION_KIND, METRIC_PREFIX
+from depthhints.tracking import check_store_uri
 from depthhints.train.reporting import DEFAULT_EXPERIMENT
 
 DEMO_STORE = Path("outputs") / "demo" / "runs" / "mlflow.db"  # where `make demo` tracks
 
 
 def resolve_store(uri: str | None = None) -> str:
-    """``uri``, else ``$MLFLOW_TRACKING_URI``, else the demo's store under the current folder."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else the demo's store under the current folder;
+    a SQLite file must exist (a mistyped path would make an empty store)."""
+    uri = check_store_uri(uri, existing=True)
     if uri:
         return uri
     if DEMO_STORE.is_file():

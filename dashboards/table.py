@@ -2,9 +2,10 @@
 
 A run of ours matches a published result that was evaluated the same way (``use_depth_hints``,
 ``post_process``, ``eval_protocol``) and either has the same recipe (``backbone``,
-``resolution``, ``pretrained``, ``modality``): an exact match; or, failing that, carries the same
-``row`` name (a bundled row config), i.e. ours is that recipe changed (a shrunken demo recipe):
-the changed params are listed. Runs that differ only in their seed are averaged.
+``resolution``, ``pretrained``, ``modality``): an exact match; or, failing that, stands in for the
+same row (its ``paper_row``, else its ``row``: a bundled row config), i.e. ours is that recipe
+changed (a shrunken demo recipe, named after what it trains): the changed params are listed.
+Runs that differ only in their seed are averaged.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def match_paper(ours: ResultRun, papers: Iterable[ResultRun]) -> Match | None:
     for paper in evaluated_alike:
         if all(paper.params.get(k) == ours.params.get(k) for k in RECIPE_KEYS):
             return Match(paper)
-    row = ours.params.get("row")
+    row = ours.params.get("paper_row") or ours.params.get("row")
     for paper in evaluated_alike:
         if row and paper.params.get("row") == row:
             differs = [k for k in RECIPE_KEYS if paper.params.get(k) != ours.params.get(k)]

@@ -1,12 +1,14 @@
-"""``depthhints ui``: the MLflow UI on the project's store, with a link comparing our evaluation
+"""``depthhints ui``: the MLflow UI on the project's store, with links comparing our evaluation
 runs with the paper's reference runs.
 
 The store is resolved as everywhere else (``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else
 the demo's ``outputs/demo/runs/mlflow.db``). The paper's runs are logged first (idempotent, see
 :mod:`dashboards.paper`), then ``mlflow server`` is started on that store, bound to
-``127.0.0.1`` unless ``--host`` says otherwise, and two links are printed: the experiment page
-and the compare page of our newest evaluation runs next to the paper's. Ctrl-C (or SIGTERM) stops
-the server with every process it started.
+``127.0.0.1`` unless ``--host`` says otherwise, and the links are printed (:func:`links`): the
+experiment's runs table filtered to the evaluation runs of the newest sweep (the experiment's
+own page opens on MLflow's GenAI overview), and per row of that sweep with a published result
+evaluated alike (:func:`dashboards.table.match_paper`) a compare page of our runs of the row and
+the paper's. Ctrl-C (or SIGTERM) stops the server with every process it started.
 
 Server settings (:func:`server_command`):
 
@@ -43,26 +45,30 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from depthhints.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
+    from dashboards.runs import ResultRun
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 EXPERIMENT = "depth-hints"  # = depthhints.train.reporting.DEFAULT_EXPERIMENT (not imported: slow)
-MAX_OURS = 20  # our newest evaluation runs on the compare page
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 30
 
 
 # ----------------------------------------------------------------------------------- links
-def experiment_url(base_url: str, experiment_id: str) -> str:
-    """The UI's page of one experiment."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}"
+def runs_url(base_url: str, experiment_id: str, search_filter: str = "") -> str:
+    """The UI's runs table of one experiment, its navigation set to model training (not GenAI),
+    filtered by ``search_filter`` (MLflow's search syntax) when given."""
+    query = {"workflowType": "machine_learning"}
+    if search_filter:
+        query["searchFilter"] = search_filter
+    url = f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return f"{url}?{urlencode(query, quote_via=quote)}"
 
 
 def comparison_url(base_url: str, experiment_id: str, run_ids: Sequence[str]) -> str:
@@ -72,21 +78,60 @@ def comparison_url(base_url: str, experiment_id: str, run_ids: Sequence[str]) ->
     return f"{base_url.rstrip('/')}/#/compare-runs?runs={runs}&experiments={experiments}"
 
 
-def comparison_runs(
-    client: MlflowClient, experiment_id: str, max_ours: int = MAX_OURS
-) -> tuple[list[str], list[str]]:
-    """The run ids to compare: our newest ``max_ours`` evaluation runs (newest first) and the
-    paper's runs (in :data:`dashboards.paper.PAPER_RESULTS` order)."""
-    from dashboards.runs import result_runs
-    from depthhints.paper import PAPER_RESULTS
+def sweep_filter(sweep: Sequence[ResultRun]) -> str:
+    """The search filter of the runs table showing the evaluation runs of one sweep (our
+    evaluation runs of it, :func:`dashboards.report.select_sweep`)."""
+    tags = sweep[0].tags if sweep else {}
+    name, run_id = tags.get("sweep"), tags.get("sweep_run_id")
+    if name and run_id:  # the sweep's name can be reused: its run id tells the runs apart
+        return f"tags.sweep = '{name}' and tags.sweep_run_id = '{run_id}'"
+    if name:
+        return f"tags.sweep = '{name}' and tags.run_kind = 'evaluation'"
+    return "tags.source = 'ours' and tags.run_kind = 'evaluation'"
 
-    ours = result_runs(client, experiment_id, "ours")[:max_ours]
-    order = {result.key: index for index, result in enumerate(PAPER_RESULTS)}
-    paper = sorted(
-        result_runs(client, experiment_id, "paper"),
-        key=lambda run: (order.get(run.tags.get("paper_key", ""), len(order)), run.name),
-    )
-    return [run.run_id for run in ours], [run.run_id for run in paper]
+
+def paper_comparisons(
+    ours: Sequence[ResultRun], papers: Sequence[ResultRun]
+) -> list[tuple[str, list[str]]]:
+    """(label, run ids) of one compare page per row of ``ours`` with a published counterpart
+    (:func:`dashboards.table.compare`): our runs of the row (its seeds), then the paper's; the
+    label says how the two differ, if they do."""
+    from dashboards.table import compare
+
+    pairs = []
+    for row in compare(ours, papers):
+        if row.match:
+            caveats = f" ({'; '.join(row.caveats)})" if row.caveats else ""
+            label = f"{row.label} {row.evaluation} vs {row.match.paper.name}{caveats}"
+            pairs.append((label, [*(run.run_id for run in row.runs), row.match.paper.run_id]))
+    return pairs
+
+
+def links(
+    base_url: str, experiment_id: str, ours: Sequence[ResultRun], papers: Sequence[ResultRun]
+) -> list[str]:
+    """The lines ``depthhints ui`` prints: the runs table of the newest sweep of ``ours`` (our
+    evaluation runs, newest first) and a compare page per row of it that has a paper row."""
+    from dashboards.report import select_sweep
+
+    sweep = select_sweep(ours, None)
+    if not sweep:
+        return [
+            f"MLflow UI: {runs_url(base_url, experiment_id)}",
+            "(no evaluation runs of ours yet: only the paper's, tag source=paper)",
+        ]
+    name = sweep[0].tags.get("sweep")
+    shown = f"the evaluation runs of the newest sweep, {name}" if name else "our evaluation runs"
+    lines = [
+        f"MLflow UI: {runs_url(base_url, experiment_id, sweep_filter(sweep))}",
+        f"  ({shown}; clear the search box for every run)",
+    ]
+    pairs = paper_comparisons(sweep, papers)
+    if not pairs:
+        return [*lines, "(no row of it has a published result evaluated alike)"]
+    lines.append("ours vs the paper, one compare page per row:")
+    lines += [f"  {label}: {comparison_url(base_url, experiment_id, ids)}" for label, ids in pairs]
+    return lines
 
 
 # ----------------------------------------------------------------------------------- server
@@ -277,7 +322,7 @@ def serve_ui(
 
     from dashboards.paper import log_paper_runs
     from dashboards.runs import experiment_id as find_experiment
-    from dashboards.runs import resolve_store
+    from dashboards.runs import resolve_store, result_runs
     from depthhints.tracking import without_credentials
 
     tracking_uri = resolve_store(tracking_uri)
@@ -285,15 +330,11 @@ def serve_ui(
         log_paper_runs(tracking_uri, experiment_name)
     client = MlflowClient(tracking_uri)
     experiment = find_experiment(client, experiment_name)
-    ours, paper = comparison_runs(client, experiment)
-    run_ids = ours + paper
+    ours = result_runs(client, experiment, "ours")
+    papers = result_runs(client, experiment, "paper")
 
     def print_links(base_url: str) -> None:
-        print(f"MLflow UI: {experiment_url(base_url, experiment)}")
-        print(f"ours vs the paper: {comparison_url(base_url, experiment, run_ids)}")
-        if not ours:
-            print(f"(no evaluation runs of ours in {experiment_name!r} yet: only the paper's)")
-        sys.stdout.flush()
+        print("\n".join(links(base_url, experiment, ours, papers)), flush=True)
 
     if tracking_uri.startswith(("http://", "https://")):
         print_links(without_credentials(tracking_uri))  # the browser asks for the login

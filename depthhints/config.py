@@ -50,7 +50,7 @@ class TrainConfig:
     """Name of the run: its folder under log_dir, its Ray Train and MLflow run name."""
     split: str = "eigen_zhou"
     """Training split: a bundled name (eigen_zhou, eigen_full, odom, benchmark) or a folder
-    holding train_files.txt and val_files.txt."""
+    holding train_files.txt and val_files.txt (or one of those two files)."""
     depth_hint_path: str | None = None
     """Folder of the precomputed depth hints (unset: <data_path>/depth_hints)."""
     weights_path: str | None = None

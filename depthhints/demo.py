@@ -46,13 +46,15 @@ def run_demo(
     epochs: int,
     learning_rate: float,
     train_workers: int,
+    verbose: bool = False,
 ) -> dict[str, Path] | None:
     """The demo into ``out``; the results table's files, or None when a hint failed (the
     summary printed says which).
 
     ``workers``: processes rendering frames and hint actors; ``train_workers``: Ray Train
     workers of each trial, trained ``epochs`` epochs at ``learning_rate`` (from scratch: the
-    demo runs a few dozen steps without ImageNet weights).
+    demo runs a few dozen steps without ImageNet weights). Ray's and Tune's own output goes to
+    ``<out>/ray.log`` (with ``verbose``, to the terminal).
     """
     out = Path(out)
     root = out / "kitti_synthetic"
@@ -62,10 +64,12 @@ def run_demo(
     picture = _stereo_preview(layout, item, out / "stereo_preview.png")
     print(f"picture of a stereo pair with its ground-truth depth and LiDAR: {picture}")
     items = [item for path in splits.values() for item in read_split_file(path)]
-    with _local_ray():
+    from depthhints.train.trainer import RAY_LOG
+
+    with _local_ray(out / RAY_LOG, verbose):
         if not _hints(root, items, layout, tracking_uri(out), workers):
             return None
-        return _table(root, out, epochs, learning_rate, train_workers)
+        return _table(root, out, epochs, learning_rate, train_workers, verbose)
 
 
 def tracking_uri(out: Path) -> str:
@@ -83,15 +87,16 @@ def _stereo_preview(layout: KittiRawLayout, item: SplitItem, path: Path) -> Path
 
 
 @contextlib.contextmanager
-def _local_ray() -> Iterator[None]:
-    """One local Ray cluster for the hint actors, Ray Tune and Ray Train (unless one is up)."""
+def _local_ray(log_file: Path, verbose: bool) -> Iterator[None]:
+    """One local Ray cluster for the hint actors, Ray Tune and Ray Train (unless one is up),
+    its own output in ``log_file`` unless ``verbose``."""
     import ray
 
     from depthhints.train.trainer import init_ray
 
     started = not ray.is_initialized()
     if started:
-        init_ray()
+        init_ray(verbose=verbose, log_file=log_file)
     try:
         yield
     finally:
@@ -102,7 +107,8 @@ def _local_ray() -> Iterator[None]:
 def _hints(
     root: Path, items: list[SplitItem], layout: KittiRawLayout, uri: str, workers: int
 ) -> bool:
-    """The published hints and the fast preset's, their quality and cost logged to MLflow."""
+    """The published hints and the fast preset's, their quality and cost logged to MLflow;
+    the fast preset's store is removed once measured (training uses the published hints)."""
     from depthhints.hint_report import hint_quality
     from hints_worker.actors import HintConfig, precompute_hints
 
@@ -119,20 +125,26 @@ def _hints(
     )
     if not fast.ok:
         raise DepthHintsError(f"fast hints failed: {fast.failures[:3]}")
-    for store in (root / "depth_hints", root / "depth_hints_fast"):
+    for store in (root / "depth_hints", fast.store):
         row = hint_quality(store, layout, tracking_uri=uri)
         print(
             f"hint quality {row['matchers']}/{row['fusion']}: coverage {row['coverage']:.3f}, "
             f"abs rel {row['abs_rel']:.4f}, d<1.25 {row['delta1']:.3f}"
         )
+    shutil.rmtree(fast.store)  # a demo's footprint: its rows in MLflow are what it is kept for
+    print(f"removed {fast.store} once measured: the demo trains with the published hints")
     return True
 
 
 def _table(
-    root: Path, out: Path, epochs: int, learning_rate: float, train_workers: int
+    root: Path, out: Path, epochs: int, learning_rate: float, train_workers: int, verbose: bool
 ) -> dict[str, Path]:
     """The stereo + hints recipe and its no-hint baseline as a Ray Tune sweep, each trial on
-    Ray Train with ``train_workers`` workers, evaluated into the results table."""
+    Ray Train with ``train_workers`` workers, evaluated into the results table.
+
+    Each trial keeps one copy of its weights: the last epoch's folder in its run folder (what
+    the table and the report score; MLflow's artifact links to the same files), and no Train
+    checkpoints once it ended."""
     from depthhints.experiments.reproduce import reproduce
     from depthhints.train.trainer import RayOptions
     from depthhints.tune import SweepOptions
@@ -144,14 +156,14 @@ def _table(
         f"Ray Tune: stereo training with and without depth hints, {epochs} epochs each, "
         f"on Ray Train with {train_workers} workers ..."
     )
-    options = SweepOptions(
-        max_concurrent_trials=1, ray=RayOptions(num_workers=train_workers, max_failures=0)
-    )
+    ray_options = RayOptions(num_workers=train_workers, max_failures=0, verbose=verbose)
+    options = SweepOptions(max_concurrent_trials=1, ray=ray_options)
     train_items = len(read_split_file(root / "splits" / "train_files.txt"))
     overrides = {
         "num_epochs": epochs,
         "learning_rate": learning_rate,
         "batch_size": max(1, min(2, train_items // train_workers)),
+        "save_frequency": epochs,  # the last epoch's weights only
     }
     outcome = reproduce("demo", out, root, options=options, overrides=overrides)
     if outcome.failed:

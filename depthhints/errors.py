@@ -1,4 +1,7 @@
-"""Exception types raised for bad input. Each message names the offending file/value and the fix."""
+"""Exception types raised for bad input (each message names the offending file/value and the fix),
+and :class:`Stopped`, a run stopped by a signal."""
+
+import signal
 
 
 class DepthHintsError(Exception):
@@ -23,3 +26,19 @@ class MissingDataError(DataFileError, FileNotFoundError):
 
 class ConfigError(DepthHintsError, ValueError):
     """A configuration value that is out of range or cannot be read."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM (``timeout``, job schedulers); what it saved
+    stays, and it can be resumed. A KeyboardInterrupt, so that whatever ends a run on Ctrl-C
+    (an MLflow run ends KILLED) does the same for SIGTERM."""
+
+    def __init__(self, signum: int, detail: str = "") -> None:
+        self.signum = signum
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}" + (f" {detail}" if detail else ""))
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by the signal: 130 (SIGINT), 143 (SIGTERM)."""
+        return 128 + self.signum

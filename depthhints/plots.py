@@ -35,9 +35,10 @@ def to_png(figure: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def sweep_curves(runs: Sequence[tuple[str, str, Series]], metrics: Sequence[str]) -> bytes:
-    """One panel per metric; one line per run (name, group, series), coloured by its group
-    (the swept value), runs of the same group told apart by line style."""
+def sweep_curves(runs: Sequence[tuple[str, str, Series]], metrics: Mapping[str, str]) -> bytes:
+    """One panel per metric ({name: title}) with the runs that have it; one line per run (name,
+    group, series), coloured by its group (the swept value), runs of the same group told apart
+    by line style."""
     groups = list(dict.fromkeys(group for _, group, _ in runs))
     figure, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.4), squeeze=False)
     for axis, metric in zip(axes[0], metrics, strict=True):
@@ -57,25 +58,32 @@ def sweep_curves(runs: Sequence[tuple[str, str, Series]], metrics: Sequence[str]
                 markersize=3,
                 label=group if index == 0 else None,
             )
-        axis.set_title(metric)
+        axis.set_title(metrics[metric], fontsize=10)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if not handles:
-        handles, labels = axes[0][-1].get_legend_handles_labels()
-    if handles:
-        figure.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), frameon=False)
+    legend: dict[str, object] = {}  # label → handle, every group once
+    for axis in axes[0]:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    if legend:
+        figure.legend(
+            list(legend.values()),
+            list(legend),
+            loc="upper center",
+            ncol=min(len(legend), 4),
+            frameon=False,
+        )
         figure.subplots_adjust(top=0.8)
     return to_png(figure)
 
 
 def scale_losses(runs: Sequence[tuple[str, Series]], scales: Sequence[int] = (0, 1, 2, 3)) -> bytes:
-    """Small multiples: for each run, the training loss of every scale against the step."""
+    """Small multiples: for each run (title, series), the training loss of every scale against
+    the step, each run on its own y axis (runs of a sweep may optimise different losses: with
+    hints the loss has another term)."""
     columns = min(len(runs), 3)
     rows = -(-len(runs) // columns)
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(4.6 * columns, 2.9 * rows), squeeze=False, sharey=True
-    )
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 2.9 * rows), squeeze=False)
     for axis, (name, series) in zip(axes.flat, runs, strict=False):
         for scale in scales:
             points = series.get(f"train/loss/{scale}", [])
@@ -94,7 +102,8 @@ def scale_losses(runs: Sequence[tuple[str, Series]], scales: Sequence[int] = (0,
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[len(runs) :]:
         axis.set_visible(False)
-    axes[0][0].set_ylabel("train loss")
+    for row in axes:
+        row[0].set_ylabel("train loss")
     axes[0][0].legend(fontsize=8, frameon=False)
     return to_png(figure)
 

@@ -67,6 +67,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from urllib.parse import urlsplit, urlunsplit
+from urllib.request import url2pathname
 
 import numpy as np
 
@@ -135,6 +136,31 @@ def default_tracking_uri(output_dir: str | os.PathLike) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or (
         f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
     )
+
+
+def check_store_uri(uri: str | None, existing: bool = False) -> str | None:
+    """The store in effect: ``uri`` (from ``--tracking-uri``), else ``$MLFLOW_TRACKING_URI``
+    (None: neither is set), refused with a ConfigError naming it when MLflow would misread it:
+    a plain path (MLflow would make a folder store, a backend in maintenance mode) and, with
+    ``existing`` (commands that read a store), a SQLite file that does not exist (MLflow would
+    create an empty one)."""
+    what = "--tracking-uri"
+    if not uri:
+        uri, what = os.environ.get("MLFLOW_TRACKING_URI") or None, "$MLFLOW_TRACKING_URI"
+    if uri is None:
+        return None
+    if "://" not in uri and not uri.startswith("databricks"):
+        raise ConfigError(
+            f"{what} {uri!r} is a path, not a store URI; use sqlite:///<path> for a database "
+            "file, or http(s)://host:port for a server"
+        )
+    database = Path(uri.removeprefix("sqlite:///"))
+    if existing and uri.startswith("sqlite:///") and not database.is_file():
+        raise ConfigError(
+            f"{what} {uri}: no database file at {database.resolve()}; check the path "
+            "(training, `depthhints evaluate` and the demo create a store)"
+        )
+    return uri
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
@@ -263,7 +289,9 @@ class NullTracker(_Base):
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         pass
 
-    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, path: str | os.PathLike, artifact_path: str | None = None, link: bool = False
+    ) -> None:
         pass
 
     def log_dict(self, obj: Any, file_name: str) -> None:
@@ -448,12 +476,18 @@ class Tracker(_Base):
         if tags:
             self._submit({"op": "tags", "tags": _tags(tags)})
 
-    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
-        """Upload a file or folder (under ``artifact_path`` in the run's artifacts)."""
+    def log_artifact(
+        self, path: str | os.PathLike, artifact_path: str | None = None, link: bool = False
+    ) -> None:
+        """Upload a file or folder (under ``artifact_path`` in the run's artifacts). ``link``:
+        when the run's artifacts are a local folder on the same file system, hard-link the
+        files instead of copying them (:func:`_link_artifact`): one copy on disk, for files
+        that are replaced, never rewritten in place (weights)."""
         path = Path(path).resolve()
         if not path.exists():
             raise FileNotFoundError(f"artifact {path} does not exist")
-        self._submit({"op": "artifact", "path": str(path), "artifact_path": artifact_path})
+        record = {"op": "artifact", "path": str(path), "artifact_path": artifact_path}
+        self._submit({**record, "link": True} if link else record)
 
     def log_dict(self, obj: Any, file_name: str) -> None:
         """Store ``obj`` as JSON (or YAML for ``.yaml``/``.yml``) at ``file_name``."""
@@ -618,7 +652,11 @@ class Tracker(_Base):
             path = self._local(first["path"])
             if not path.exists():
                 raise _Permanent(f"artifact file {path} vanished before it was uploaded")
-            client.log_artifact(run_id, str(path), first["artifact_path"])
+            linked = first.get("link") and _link_artifact(
+                client.get_run(run_id).info.artifact_uri, path, first["artifact_path"]
+            )
+            if not linked:
+                client.log_artifact(run_id, str(path), first["artifact_path"])
         elif first["op"] == "end":
             client.set_terminated(run_id, status=first["status"], end_time=first["end_time"])
         else:
@@ -705,6 +743,8 @@ def sync_pending(fallback_dir: str | os.PathLike, tracking_uri: str | None = Non
     ``tracking_uri`` overrides the URI recorded in the journal. Backs ``depthhints
     sync-tracking <dir>``.
     """
+    if tracking_uri:
+        check_store_uri(tracking_uri)
     run_ids, remaining = [], 0
     for journal in sorted(Path(fallback_dir).resolve().glob("mlflow_pending*.jsonl")):
         tracker = Tracker._from_journal(journal, tracking_uri)
@@ -767,6 +807,30 @@ def _group_size(pending: list[dict[str, Any]]) -> int:
             break
         n += 1
     return max(n, 1)
+
+
+def _link_artifact(artifact_uri: str, path: Path, artifact_path: str | None) -> bool:
+    """Hard-link the file or folder ``path`` to where ``MlflowClient.log_artifact`` would copy
+    it, when ``artifact_uri`` (a run's artifacts) is a local folder; False, with nothing left
+    behind, when it is not or a link fails (another file system): then copy it."""
+    parts = urlsplit(artifact_uri)
+    if parts.scheme not in ("", "file") or parts.netloc not in ("", "localhost"):
+        return False
+    target = Path(url2pathname(parts.path)) / (artifact_path or "") / path.name
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    made: list[Path] = []
+    try:
+        for source in files:
+            link = target / source.relative_to(path) if path.is_dir() else target
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)  # sent before, its reply lost: link it again
+            os.link(source, link)
+            made.append(link)
+    except OSError:
+        for link in made:
+            link.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _split(record: dict[str, Any]) -> list[dict[str, Any]]:

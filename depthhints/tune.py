@@ -30,6 +30,7 @@ import itertools
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,15 @@ from depthhints.config import TrainConfig
 from depthhints.errors import ConfigError
 from depthhints.evaluate import HIGHER_IS_BETTER
 from depthhints.tracking import NullTracker, Tracker, login_hidden, redact_uri
+from depthhints.train import console
 from depthhints.train.reporting import TrackingOptions
-from depthhints.train.trainer import RayOptions, absolute_paths, fit_distributed, init_ray
+from depthhints.train.trainer import (
+    RayOptions,
+    absolute_paths,
+    fit_distributed,
+    init_ray,
+    ray_log_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +182,8 @@ def run_trial(params: dict[str, Any]) -> None:
     base = TrainConfig.from_dict(params["base"])
     choices = dict(params["choices"])
     workers = choices.pop("workers", params["ray"]["num_workers"])
-    ray_options = RayOptions(**{**params["ray"], "num_workers": workers})
+    # a trial that ended is not continued: its Train checkpoints go once its weights are written
+    ray_options = RayOptions(**{**params["ray"], "num_workers": workers, "keep_checkpoints": False})
     config = apply_choices(base, choices, params["hint_stores"], params["rows"])
     config = config.replace(model_name=f"{base.model_name}_{trial_id}")
     tracking = TrackingOptions(**params["tracking"])
@@ -182,13 +191,33 @@ def run_trial(params: dict[str, Any]) -> None:
         **tracking.tags,
         **{f"sweep.{name}": str(value) for name, value in params["choices"].items()},
     }
-    fit_distributed(
-        config,
-        ray_options,
-        tracking=tracking,
-        resume=True,  # a restored trial continues its Train run and its MLflow run
-        callbacks=[TuneReportCallback()],
+    shown = ", ".join(f"{name}={value}" for name, value in params["choices"].items())
+    console.say(
+        f"trial {config.model_name} ({shown}): epochs {config.num_epochs}, Ray Train workers "
+        f"{workers}"
     )
+    start = time.perf_counter()
+    try:
+        result = fit_distributed(
+            config,
+            ray_options,
+            tracking=tracking,
+            resume=True,  # a restored trial continues its Train run and its MLflow run
+            callbacks=[TuneReportCallback()],
+        )
+    except Exception as error:
+        console.say(f"trial {config.model_name} failed: {_last_line(error)}")
+        raise
+    seconds = time.perf_counter() - start
+    console.say(f"trial {config.model_name} done in {seconds:.0f} s: {_scores(result.metrics)}")
+
+
+def _scores(metrics: Mapping[str, Any] | None) -> str:
+    """A trial's last report in a few words: steps, loss and abs rel."""
+    metrics = metrics or {}
+    words = [f"{metrics.get('step')} steps"]
+    words += [f"{name} {metrics[name]:.4f}" for name in ("loss", "eval/abs_rel") if name in metrics]
+    return ", ".join(words)
 
 
 def sweep(
@@ -221,7 +250,7 @@ def sweep(
     import ray
 
     if not ray.is_initialized():
-        init_ray(options.ray.address)
+        init_ray(options.ray.address, verbose=options.ray.verbose, log_file=ray_log_file(base))
 
     parent = _parent_run(base, space, options, tracking, metric, resume)
     sample = tune.grid_search if options.search == "grid" else tune.choice
@@ -267,7 +296,13 @@ def sweep(
                 failure_config=tune.FailureConfig(max_failures=0),
             ),
         )
-    grid = tuner.fit()
+    verbose = options.ray.verbose
+    # show_progress first: it keeps the terminal that tune_output takes from Tune
+    with (
+        console.show_progress(enabled=not verbose),
+        console.tune_output(verbose, ray_log_file(base)),
+    ):
+        grid = tuner.fit()
     _finish_parent(parent, grid, base, metric)
     return grid
 

@@ -52,10 +52,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     options, tracking = trial_options(args)
+    out = args.out or Path("outputs") / f"ablation_{args.preset}"
     try:
+        overrides = parse_overrides(args.set)
         outcome = run_ablation(
             args.preset,
-            args.out or Path("outputs") / f"ablation_{args.preset}",
+            out,
             data_root=args.data,
             variants=args.variants,
             seeds=args.seeds,
@@ -63,7 +65,7 @@ def main(argv: list[str]) -> int:
             tracking=tracking,
             resume=args.resume,
             publish=args.publish,
-            overrides=parse_overrides(args.set),
+            overrides=overrides,
         )
     except DepthHintsError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -30,7 +30,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data-path", type=Path, help="the KITTI raw root (preset kitti)")
     parser.add_argument("--rows", nargs="+", choices=list(PAPER), help="default: the preset's")
     parser.add_argument("--seeds", type=int, help="runs per row, mean ± std (default: 1)")
-    parser.add_argument("--baselines", action="store_true", help="also each row without hints")
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        default=None,
+        help="also each row without hints (default: the preset's choice)",
+    )
     parser.add_argument("--out", type=Path, help="default: outputs/table_<preset>")
     parser.add_argument("--weights-path", help="ImageNet weights for the pretrained rows")
     parser.add_argument(
@@ -50,13 +55,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     options, tracking = trial_options(args)
+    out = args.out or Path("outputs") / f"table_{args.preset}"
     try:
         overrides = parse_overrides(args.set)
         if args.weights_path:
             overrides["weights_path"] = args.weights_path
         outcome = reproduce(
             args.preset,
-            args.out or Path("outputs") / f"table_{args.preset}",
+            out,
             data_path=args.data_path,
             rows=args.rows,
             seeds=args.seeds,

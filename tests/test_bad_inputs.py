@@ -4,7 +4,9 @@ Each case builds the bad input under tmp_path (next to a copy of a tiny syntheti
 and makes the call a user's command would make. It must raise exactly ``error``, with a message
 that names the offending file / line / value (``names``) and says the fix (``fix``), and every
 file under tmp_path (data, hint store, checkpoints, output folders) must be byte-identical
-afterwards: nothing is written, nothing half-written is left.
+afterwards: nothing is written, nothing half-written is left. A case that runs a command
+(``_cli``) is also run as ``depthhints`` runs it, which must exit with status 2 and print the
+message, one line, alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 import torchvision.models as tvm
 from PIL import Image
 
-from depthhints.cli import build_parser
+from depthhints.cli import build_parser, main
 from depthhints.config import TrainConfig
 from depthhints.data import synthetic as syn
 from depthhints.data.dataset import MonoDataset
@@ -85,9 +87,15 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def _split(tmp: Path, text: str) -> Callable:
+def _one_list(tmp: Path, text: str = GOOD_LINE + "\n") -> Path:
+    """``tmp/split.txt``, a split list of its own."""
     path = tmp / "split.txt"
     path.write_text(text)
+    return path
+
+
+def _split(tmp: Path, text: str) -> Callable:
+    path = _one_list(tmp, text)
     return lambda: read_split_file(path)
 
 
@@ -104,13 +112,36 @@ def _yaml(text: str) -> Callable[[Path], Callable]:
 
 
 def _cli(*argv: object) -> Callable:
-    """The command as ``depthhints`` runs it, without main()'s conversion to exit status 2."""
+    """The command as ``depthhints`` runs it, without main()'s conversion to exit status 2
+    (``run.argv``: its arguments, for running it through main() too)."""
 
     def run() -> object:
-        args = build_parser().parse_args([str(a) for a in argv])
+        args = build_parser().parse_args(run.argv)
         return args.func(args)
 
+    run.argv = [str(a) for a in argv]
     return run
+
+
+def _blocked(tmp: Path) -> Path:
+    """An output folder that cannot be made, even by root: its parent is a file."""
+    (tmp / "notes.txt").write_text("a file, not a folder\n")
+    return tmp / "notes.txt" / "out"
+
+
+def _split_folder(tmp: Path, parts: tuple[str, ...] = ("train", "val")) -> Path:
+    """``tmp/splits`` holding a one-line ``<part>_files.txt`` for each of ``parts``."""
+    folder = tmp / "splits"
+    folder.mkdir(exist_ok=True)
+    for part in parts:
+        (folder / f"{part}_files.txt").write_text(GOOD_LINE + "\n")
+    return folder
+
+
+def _train(tmp: Path, *argv: object) -> Callable:
+    """``depthhints train`` on the copied drive's split, logging under tmp, plus ``argv``."""
+    split = ("--split", _split_folder(tmp)) if "--split" not in argv else ()
+    return _cli("train", "--data_path", tmp / "kitti", "--log_dir", tmp / "runs", *split, *argv)
 
 
 def _hints(height: int = 32, width: int = 64, **settings) -> HintConfig:
@@ -263,11 +294,51 @@ def gt_with_wrong_frame_count(tmp: Path) -> Callable:
     )
 
 
+def predict_out_blocked(tmp: Path) -> Callable:
+    return _cli("predict", "--load-weights-folder", tmp, _image(tmp), "--out", _blocked(tmp))
+
+
+def export_out_is_a_file(tmp: Path) -> Callable:
+    _blocked(tmp)
+    return _cli("export", "--load-weights-folder", tmp, "--out", tmp / "notes.txt")
+
+
+def hints_out_blocked(tmp: Path) -> Callable:
+    split = _split_folder(tmp) / "train_files.txt"
+    return _cli("hints", "--data-path", tmp / "kitti", "--split", split, "--out", _blocked(tmp))
+
+
+def sweep_storage_path_blocked(tmp: Path) -> Callable:
+    return _cli(
+        *("sweep", "--space", "seed=1,2", "--data_path", tmp / "kitti", "--log_dir", tmp / "runs"),
+        *("--split", _split_folder(tmp), "--storage-path", _blocked(tmp)),
+    )
+
+
+def report_of_a_sweep_that_does_not_exist(tmp: Path) -> Callable:
+    from mlflow import MlflowClient
+
+    from depthhints.results import EVALUATION_KIND
+
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("depth-hints")
+    tags = {"source": "ours", "run_kind": EVALUATION_KIND, "sweep": "table_demo"}
+    run = client.create_run(experiment, tags={**tags, "sweep_run_id": "1"})
+    client.set_terminated(run.info.run_id)
+    return _cli("report", "--tracking-uri", uri, "--sweep", "tabel_demo", "--out", tmp / "r.html")
+
+
 # ------------------------------------------------------------------------------------ catalogue
 
 IMAGE = "image_02/data/0000000001.png"
 PARTNER = "image_03/data/0000000001.png"
 SPLIT_FIX = "expected '<date>/<drive>_sync <frame> <l|r>'"
+WRITE_FIX = "choose a folder you can write to"
+BLOCKED = "notes.txt/out"
+TRAIN_SPLIT_FIX = "or a folder holding train_files.txt and val_files.txt"
+SPLIT_FORMS_FIX = "a split file, or a folder of <part>_files.txt lists"
+STORE_FIX = "use sqlite:///<path> for a database file, or http(s)://host:port for a server"
 
 CASES = [
     # images
@@ -498,6 +569,135 @@ CASES = [
         ("3 predictions", "2 ground-truth depth maps", "gt_depths.npz"),
         "both must come from the same split",
     ),
+    Case(
+        "data-root-without-images",
+        lambda tmp: (tmp / "empty").mkdir() or (lambda: KittiRawLayout(tmp / "empty")),
+        MissingDataError,
+        ("empty", "no .jpg or .png images"),
+        "extract the drives' image zips there",
+    ),
+    # output folders that cannot be written: refused before any work
+    Case(
+        "predict-out-unwritable",
+        predict_out_blocked,
+        ConfigError,
+        ("--out", BLOCKED, "Not a directory"),
+        WRITE_FIX,
+    ),
+    Case(
+        "export-out-is-a-file",
+        export_out_is_a_file,
+        ConfigError,
+        ("--out", "notes.txt", "a file, not a folder"),
+        WRITE_FIX,
+    ),
+    Case(
+        "synth-out-unwritable",
+        lambda tmp: _cli("synth", "--out", _blocked(tmp)),
+        ConfigError,
+        ("--out", BLOCKED),
+        WRITE_FIX,
+    ),
+    Case(
+        "demo-out-unwritable",
+        lambda tmp: _cli("demo", "--out", _blocked(tmp)),
+        ConfigError,
+        ("--out", BLOCKED),
+        WRITE_FIX,
+    ),
+    Case("hints-out-unwritable", hints_out_blocked, ConfigError, ("--out", BLOCKED), WRITE_FIX),
+    Case(
+        "train-log-dir-unwritable",
+        lambda tmp: _train(tmp, "--log_dir", _blocked(tmp)),
+        ConfigError,
+        ("--log_dir", BLOCKED),
+        WRITE_FIX,
+    ),
+    Case(
+        "train-storage-path-unwritable",
+        lambda tmp: _train(tmp, "--workers", 2, "--storage-path", _blocked(tmp)),
+        ConfigError,
+        ("--storage-path", BLOCKED),
+        WRITE_FIX,
+    ),
+    Case(
+        "sweep-storage-path-unwritable",
+        sweep_storage_path_blocked,
+        ConfigError,
+        ("--storage-path", BLOCKED),
+        WRITE_FIX,
+    ),
+    Case(
+        "train-sqlite-store-unwritable",
+        lambda tmp: _train(tmp, "--tracking-uri", f"sqlite:///{_blocked(tmp)}/mlflow.db"),
+        ConfigError,
+        ("--tracking-uri", f"{BLOCKED}/mlflow.db"),
+        WRITE_FIX,
+    ),
+    Case(
+        "report-out-unwritable",
+        lambda tmp: _cli("report", "--out", _blocked(tmp) / "report.html"),
+        ConfigError,
+        ("--out", f"{BLOCKED}/report.html"),
+        WRITE_FIX,
+    ),
+    # --split: a bundled name, a split file or a folder of lists, in every command
+    Case(
+        "train-split-is-one-list",
+        lambda tmp: _train(tmp, "--split", _one_list(tmp)),
+        ConfigError,
+        ("--split", "split.txt", "one split list", "train and val lists are needed"),
+        TRAIN_SPLIT_FIX,
+    ),
+    Case(
+        "train-split-folder-without-val",
+        lambda tmp: _train(tmp, "--split", _split_folder(tmp, ("train",))),
+        ConfigError,
+        ("--split", "splits", "no val_files.txt", "['train']"),
+        TRAIN_SPLIT_FIX,
+    ),
+    Case(
+        "hints-split-unknown-name",
+        lambda tmp: _cli("hints", "--data-path", tmp / "kitti", "--split", "eigen_zhoo"),
+        ConfigError,
+        ("--split 'eigen_zhoo'", "unknown split name", "eigen_zhou"),
+        SPLIT_FORMS_FIX,
+    ),
+    Case(
+        "evaluate-split-file-folder-without-test",
+        lambda tmp: _cli(
+            *("evaluate", "--eval-stereo", "--ext-disp-to-eval", tmp / "disps.npy"),
+            *("--split-file", _split_folder(tmp)),
+        ),
+        ConfigError,
+        ("--split-file", "splits", "no test_files.txt"),
+        SPLIT_FORMS_FIX,
+    ),
+    # MLflow stores
+    Case(
+        "train-tracking-uri-plain-path",
+        lambda tmp: _train(tmp, "--tracking-uri", tmp / "mlflow.db"),
+        ConfigError,
+        ("--tracking-uri", "mlflow.db'", "is a path, not a store URI"),
+        STORE_FIX,
+    ),
+    Case(
+        "report-sqlite-file-missing",
+        lambda tmp: _cli(
+            *("report", "--tracking-uri", f"sqlite:///{tmp}/no/such/mlflow.db"),
+            *("--out", tmp / "r.html"),
+        ),
+        ConfigError,
+        ("--tracking-uri sqlite:///", "no/such/mlflow.db", "no database file"),
+        "check the path",
+    ),
+    Case(
+        "report-unknown-sweep",
+        report_of_a_sweep_that_does_not_exist,
+        ConfigError,
+        ("--sweep 'tabel_demo'", "experiment 'depth-hints'", "table_demo"),
+        "or 'all'",
+    ),
 ]
 
 
@@ -541,3 +741,18 @@ def test_bad_input(case, kitti, tmp_path, monkeypatch, capsys):
     for part in (*case.names, case.fix):
         assert part in message, f"{part!r} not in {message!r}"
     assert _snapshot(tmp_path) == before, "files were written or changed"
+    if hasattr(call, "argv"):  # the command as a user runs it: status 2, the message alone
+        assert _exit_status(call.argv) == 2
+        printed = capsys.readouterr().err
+        if case.error is not SystemExit:
+            assert "\n" not in str(info.value), "not one line"
+            assert printed == f"depthhints: error: {info.value}\n"
+        assert _snapshot(tmp_path) == before, "files were written or changed"
+
+
+def _exit_status(argv: list[str]) -> object:
+    """What ``depthhints <argv>`` exits with."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,12 +28,13 @@ def test_synth_writes_a_readable_tree(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_renders_hints_sweeps_on_ray_tracks_and_tabulates(tmp_path, capsys, monkeypatch):
+def test_demo_renders_hints_sweeps_on_ray_tracks_and_tabulates(tmp_path, capfd, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the demo's own embedded store
     small = ["--frames", "4", "--width", "416", "--height", "128", "--workers", "2"]
     assert main(["demo", "--out", str(tmp_path), *small, "--epochs", "1"]) == 0
     picture = tmp_path / "stereo_preview.png"
-    out = capsys.readouterr().out
+    captured = capfd.readouterr()  # what the terminal would show (not a tty here)
+    out = captured.out
     assert str(picture) in out and "5 written" in out and "0 failed" in out
     hints = list((tmp_path / "kitti_synthetic" / "depth_hints").rglob("*.npy"))
     assert len(hints) == 5 and np.load(hints[0]).shape == (1, 320, 1024)
@@ -41,9 +44,9 @@ def test_demo_renders_hints_sweeps_on_ray_tracks_and_tabulates(tmp_path, capsys,
     # the results table: the recipe with and without hints, on both GTs, with and without pp
     table = json.loads((tmp_path / "table" / "table.json").read_text())
     rows = {(line["row"], line["evaluation"]) for line in table}
-    assert ("S_R50_640x192_hints", "eigen_pp") in rows
-    assert ("S_R50_640x192_nohints", "eigen_benchmark") in rows and len(rows) == 8
-    assert "| S_R50_640x192_hints | eigen_pp |" in out
+    assert ("S_R18_640x192_nopt_hints", "eigen_pp") in rows
+    assert ("S_R18_640x192_nopt_nohints", "eigen_benchmark") in rows and len(rows) == 8
+    assert "| S_R18_640x192_nopt_hints | eigen_pp |" in out
 
     # a Tune sweep tracked in <out>/runs/mlflow.db: two trials on 2 Ray Train workers each,
     # validated after every epoch
@@ -69,6 +72,53 @@ def test_demo_renders_hints_sweeps_on_ray_tracks_and_tabulates(tmp_path, capsys,
     report = tmp_path / "report.html"
     assert f"report (open in a browser): {report}" in out
     assert report.read_text().count('class="result-row"') == 8
+
+    # our output first: stages, progress bars with rate and ETA, trials and results; Ray's and
+    # Tune's own output in the log file named at the start
+    terminal = captured.out + captured.err
+    ray_log = tmp_path / "ray.log"
+    assert f"Ray's own output: {ray_log}" in out
+    assert "Trial status" in ray_log.read_text() and "Started a local Ray" in ray_log.read_text()
+    for noise in RAY_NOISE:
+        assert noise not in terminal, noise
+    assert "\x1b[" not in terminal  # no colours or cursor moves: this is not a terminal
+    # rank 0's bar, drawn by the driver: steps done, elapsed < remaining, rate
+    assert re.search(
+        r"epoch 0/1: 100%.* 1/1 \[[\d:]+<[\d:]+, +[\d.]+(s/step|step/s)\]", captured.err
+    )
+    assert out.count(" done in ") == 2  # a line per trial
+    assert len(terminal.splitlines()) <= 100
+
+    # one copy of each trial's weights: its run folder's, hard-linked into MLflow's artifacts;
+    # the Train checkpoints gone once the trial ended
+    for child in children:
+        weights = tmp_path / "runs" / child.info.run_name / "models" / "weights_0" / "encoder.pth"
+        assert weights.stat().st_nlink == 2
+    assert not list((tmp_path / "runs" / "ray_results").glob("*/checkpoint_*"))
+    assert disk_usage(tmp_path) <= 500e6
+
+
+RAY_NOISE = (
+    "Trial status",
+    "╭",
+    "│ Trial name",
+    "Current time:",
+    "core_worker",
+    "TensorBoard",
+    "(RayTrainWorker",
+    "(TrainController",
+    "Token authentication",
+)
+
+
+def disk_usage(folder: Path) -> int:
+    """Bytes of the files under ``folder``, a file with several links counted once (as du)."""
+    sizes = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            stat = path.stat()
+            sizes[stat.st_dev, stat.st_ino] = stat.st_size
+    return sum(sizes.values())
 
 
 @pytest.mark.slow

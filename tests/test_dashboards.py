@@ -9,7 +9,13 @@ import pytest
 from mlflow import MlflowClient
 
 from dashboards.paper import log_paper_runs
-from dashboards.report import benchmark_sections, select_sweep
+from dashboards.report import (
+    TrainingRun,
+    benchmark_sections,
+    curve_panels,
+    loss_kinds,
+    select_sweep,
+)
 from dashboards.runs import ResultRun, experiment_id, result_runs
 from dashboards.table import compare, match_paper, verdict
 from depthhints.paper import PAPER_RESULTS
@@ -55,6 +61,45 @@ def test_a_shrunken_recipe_matches_its_row_by_name_and_lists_what_differs():
     assert row.caveats == ["recipe differs: backbone, pretrained", "synthetic data"]
     stranger = _run("e", {}, backbone="resnet18", row="something_else")
     assert match_paper(stranger, PAPER) is None
+
+
+def test_a_row_named_after_what_it_trains_matches_the_paper_row_it_stands_in_for():
+    demo = _run(
+        "d",
+        {},
+        backbone="resnet18",
+        pretrained="False",
+        row="S_R18_640x192_nopt_hints",
+        paper_row="S_R50_640x192_hints",
+    )
+    match = match_paper(demo, PAPER)
+    assert match.paper.run_id == "dh" and match.differs == ["backbone", "pretrained"]
+    (row,) = compare([demo], PAPER)
+    assert row.label == "S_R18_640x192_nopt_hints"
+
+
+def test_runs_optimising_different_losses_never_share_a_loss_axis():
+    hints = {"use_depth_hints": "True", "learning_rate": "0.001", "frame_ids": "[0]"}
+    no_hints = {**hints, "use_depth_hints": "False"}
+    assert loss_kinds([hints, no_hints]) == ["use_depth_hints=True", "use_depth_hints=False"]
+    faster = {**hints, "learning_rate": "0.01"}
+    assert loss_kinds([hints, faster]) == ["", ""]  # a swept learning rate: one loss panel
+
+    series = {"train/loss": [(0, 1.6), (6, 1.4)], "eval/abs_rel": [(6, 0.4)]}
+    training = [
+        TrainingRun("a", "a", "row=x_hints", series, loss_kind="use_depth_hints=True"),
+        TrainingRun("b", "b", "row=x_nohints", series, loss_kind="use_depth_hints=False"),
+    ]
+    runs, panels = curve_panels(training)
+    assert list(panels.values()) == [
+        "training loss (use_depth_hints=True)",
+        "training loss (use_depth_hints=False)",
+        "abs rel (validation, after each epoch)",
+    ]
+    with_hints, without = list(panels)[:2]
+    assert with_hints in runs[0][2] and without not in runs[0][2]
+    assert without in runs[1][2] and with_hints not in runs[1][2]
+    assert all("eval/abs_rel" in series for _, _, series in runs)
 
 
 def test_differences_are_better_or_worse_by_the_metrics_direction():

@@ -35,7 +35,7 @@ def test_report_shows_table_curves_frames_and_hint_quality_in_a_browser(smoke_ta
         rows = page.locator("#results-table tbody tr")
         assert rows.count() == 8  # 2 rows x (eigen, eigen_benchmark) x (with, without pp)
         labels = rows.locator("td:first-child").all_inner_texts()
-        assert sum("S_R50_640x192_hints" in text for text in labels) == 4
+        assert sum(text.startswith("S_R18_192x64_nopt_hints") for text in labels) == 4
         # the eigen_pp rows face the paper's row; the difference is coloured and signed
         compared = page.locator("#results-table tr", has_text="vs paper · Depth Hints R50 640x192")
         assert compared.count() == 1

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -19,11 +20,16 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 
-from dashboards.ui import check_port_free, comparison_url, experiment_url, server_command
+from dashboards.runs import ResultRun
+from dashboards.ui import check_port_free, comparison_url, links, runs_url, server_command
 from depthhints.errors import ConfigError
 
 PAPER_NAME = "paper · Depth Hints R50 640x192"
 OUR_NAME = "ours_demo · eigen_pp"  # <model_name> · <protocol>[_pp]
+OLD_NAME = "ours_old · eigen_pp"  # the same row, evaluated in an earlier sweep
+ROW = "S_R18_640x192_nopt_hints"  # the demo's row: ResNet18 from scratch ...
+PAPER_ROW = "S_R50_640x192_hints"  # ... standing in for the paper's
+SWEEP_FILTER = "tags.sweep = 'table_demo' and tags.sweep_run_id = 'new-sweep'"
 
 
 def _decode(url: str) -> tuple[str, list[str], list[str]]:
@@ -33,12 +39,63 @@ def _decode(url: str) -> tuple[str, list[str], list[str]]:
     return route.path, json.loads(query["runs"][0]), json.loads(query["experiments"][0])
 
 
+def _search_filter(url: str) -> tuple[str, str]:
+    """(route, search filter) of a runs-table URL."""
+    route = urlsplit(urlsplit(url).fragment)
+    return route.path, parse_qs(route.query).get("searchFilter", [""])[0]
+
+
 def test_comparison_url_round_trips():
     ids = ["0123abcd", "4567ef01", "89ab2345"]
     url = comparison_url("http://127.0.0.1:5000/", "7", ids)
     assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=")
     assert _decode(url) == ("/compare-runs", ids, ["7"])
-    assert experiment_url("http://127.0.0.1:5000", "7") == "http://127.0.0.1:5000/#/experiments/7"
+    runs = "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    assert runs_url("http://127.0.0.1:5000", "7") == runs  # the runs table, not the GenAI overview
+    filtered = runs_url("http://127.0.0.1:5000", "7", "tags.sweep = 'a b' and params.x = '1'")
+    assert " " not in filtered and "'" not in filtered
+    assert _search_filter(filtered) == (
+        "/experiments/7/runs",
+        "tags.sweep = 'a b' and params.x = '1'",
+    )
+
+
+def _result(run_id: str, source: str, tags: dict[str, str] | None = None, **params) -> ResultRun:
+    recipe = {"backbone": "resnet18", "resolution": "640x192", "pretrained": "False"}
+    base = {
+        **recipe,
+        "modality": "S",
+        "use_depth_hints": "True",
+        "post_process": "True",
+        "eval_protocol": "eigen",
+    }
+    return ResultRun(run_id, run_id, source, {**base, **params}, {"abs_rel": 0.3}, tags or {})
+
+
+def test_links_open_the_newest_sweeps_runs_and_pair_each_row_with_its_paper_row():
+    new = {"sweep": "table_demo", "sweep_run_id": "new-sweep"}
+    ours = [  # newest first
+        _result("hints_pp", "ours", new, row=ROW, paper_row=PAPER_ROW),
+        _result("hints_pp_seed1", "ours", new, row=ROW, paper_row=PAPER_ROW),
+        _result("hints", "ours", new, row=ROW, paper_row=PAPER_ROW, post_process="False"),
+        _result("old", "ours", {"sweep": "table_demo", "sweep_run_id": "old-sweep"}, row=ROW),
+    ]
+    papers = [
+        _result("dh", "paper", backbone="resnet50", pretrained="True", row=PAPER_ROW),
+        _result("md2", "paper", use_depth_hints="False", post_process="False"),
+    ]
+    lines = links("http://127.0.0.1:5000", "7", ours, papers)
+    assert lines[0].startswith("MLflow UI: http://127.0.0.1:5000/#/experiments/7/runs?")
+    assert _search_filter(lines[0]) == ("/experiments/7/runs", SWEEP_FILTER)
+    assert "table_demo" in lines[1]
+    label, url = lines[-1].strip().rsplit(": ", 1)
+    # the row without post-processing has no paper run
+    assert label == f"{ROW} eigen_pp vs dh (recipe differs: backbone, pretrained)"
+    assert _decode(url) == ("/compare-runs", ["hints_pp", "hints_pp_seed1", "dh"], ["7"])
+    assert lines[-2] == "ours vs the paper, one compare page per row:"
+
+    (first, note) = links("http://127.0.0.1:5000", "7", [], papers)
+    assert first == f"MLflow UI: {runs_url('http://127.0.0.1:5000', '7')}" and "paper" in note
 
 
 def test_server_command_serves_the_store_artifacts(tmp_path):
@@ -112,16 +169,35 @@ def test_ui_shows_our_runs_next_to_the_papers(tmp_path):
     from depthhints.results import log_evaluation
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # its own store, not the suite's
-    config = TrainConfig(
-        data_path=str(tmp_path),
-        log_dir=str(tmp_path / "runs"),
-        model_name="ours_demo",
-        use_stereo=True,
-        frame_ids=[0],
-    )
-    metrics = {"abs_rel": 0.11, "sq_rel": 0.8, "rmse": 4.7, "rmse_log": 0.2, "a1": 0.87}
-    ours = log_evaluation(uri, "depth-hints", config, "eigen", True, metrics)
-    assert ours
+    metrics = {"abs_rel": 0.31, "sq_rel": 3.8, "rmse": 9.7, "rmse_log": 0.4, "a1": 0.5}
+
+    def evaluation(model_name: str, sweep_run_id: str) -> str:  # as the demo logs it
+        config = TrainConfig(
+            data_path=str(tmp_path),
+            log_dir=str(tmp_path / "runs"),
+            model_name=model_name,
+            use_stereo=True,
+            frame_ids=[0],
+            use_depth_hints=True,
+            num_layers=18,
+            weights_init="scratch",
+        )
+        run_id = log_evaluation(
+            uri,
+            "depth-hints",
+            config,
+            "eigen",
+            True,
+            metrics,
+            extra_params={"row": ROW, "paper_row": PAPER_ROW},
+            tags={"sweep": "table_demo", "sweep_run_id": sweep_run_id},
+        )
+        assert run_id
+        return run_id
+
+    evaluation("ours_old", "old-sweep")
+    time.sleep(0.01)  # newest first: by start time in milliseconds
+    ours = evaluation("ours_demo", "new-sweep")
     image = (np.arange(16 * 16 * 3).reshape(16, 16, 3) % 256).astype(np.uint8)
     MlflowClient(uri).log_image(ours, image, "sample.png")
     stored = Path(MlflowClient(uri).get_run(ours).info.artifact_uri.removeprefix("file://"))
@@ -137,7 +213,8 @@ def test_ui_shows_our_runs_next_to_the_papers(tmp_path):
         preexec_fn=_reset_sigint,
     )
     try:
-        url, output = _read_until(process, "ours vs the paper: ", timeout=120)
+        compared = f"  {ROW} eigen_pp vs {PAPER_NAME} (recipe differs: backbone, pretrained): "
+        url, output = _read_until(process, compared, timeout=120)
         print(f"UI up after {time.monotonic() - start:.1f} s")
         base = url.split("/#/")[0]
         assert base == f"http://127.0.0.1:{port}"
@@ -149,8 +226,11 @@ def test_ui_shows_our_runs_next_to_the_papers(tmp_path):
         route, runs, experiments = _decode(url)
         paper = log_paper_runs(uri, "depth-hints")  # idempotent: the ids the UI logged
         assert route == "/compare-runs"
-        assert runs == [ours, *paper.values()]
-        assert experiments == [MlflowClient(uri).get_run(ours).info.experiment_id]
+        assert runs == [ours, paper["depth-hints/S_R50_640x192/eigen_pp"]]
+        experiment = MlflowClient(uri).get_run(ours).info.experiment_id
+        assert experiments == [experiment]
+        runs_page = output.split("MLflow UI: ", 1)[1].split()[0]
+        assert _search_filter(runs_page) == (f"/experiments/{experiment}/runs", SWEEP_FILTER)
 
         # the artifact, read by the server from the run's file:// artifact folder
         fetch = f"{base}/get-artifact?path=sample.png&run_uuid={ours}"
@@ -158,9 +238,20 @@ def test_ui_shows_our_runs_next_to_the_papers(tmp_path):
             assert response.status == 200
             assert response.read() == (stored / "sample.png").read_bytes()
 
+        # the printed experiment link: the runs table of the newest sweep, not the overview
+        with open_page(runs_page) as page:
+            page.get_by_text(OUR_NAME, exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text("matching run").first.wait_for(timeout=60_000)
+            body = page.inner_text("body")
+            assert re.search(r"\b1\s+matching run\b", body), body
+            assert OLD_NAME not in body and PAPER_NAME not in body
+            assert "Token Usage" not in body and "/runs" in page.url
+        # the compare page of the row: ours and the paper's row, nothing else
         with open_page(url) as page:
+            page.get_by_text("Comparing 2 Runs from 1 Experiment").wait_for(timeout=60_000)
             page.get_by_text(PAPER_NAME, exact=True).first.wait_for(timeout=60_000)
             page.get_by_text(OUR_NAME, exact=True).first.wait_for(timeout=60_000)
+            assert OLD_NAME not in page.inner_text("body")
 
         process.send_signal(signal.SIGINT)
         stop = time.monotonic()

@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "depthhints",  # the package's own __init__: its version
             "depthhints.errors",
+            "depthhints.paths",
             "depthhints.npz",
             "depthhints.config",
             "depthhints.geometry",

@@ -49,11 +49,17 @@ def test_smoke_preset_trains_evaluates_and_writes_the_table(smoke_table):
     table = json.loads((out / "table" / "table.json").read_text())
     lines = {(line["row"], line["evaluation"]): line for line in table}
     evaluations = ("eigen", "eigen_pp", "eigen_benchmark", "eigen_benchmark_pp")
-    for row in ("S_R50_640x192_hints", "MS_R18_1024x320_hints"):
+    # rows named after what they train (ResNet18 from scratch at 192x64), each beside its paper row
+    stands_in_for = {
+        "S_R18_192x64_nopt_hints": "S_R50_640x192",
+        "MS_R18_192x64_nopt_hints": "MS_R18_1024x320",
+    }
+    for row, paper_row in stands_in_for.items():
         for evaluation in evaluations:
             assert 0 < lines[row, evaluation]["abs_rel"] < 10
         pp = lines[row, "eigen_pp"]
-        paper = PAPER[row.removesuffix("_hints")]
+        paper = PAPER[paper_row]
+        assert pp["paper_row"] == f"{paper_row}_hints"
         assert pp["abs_rel_diff"] == pytest.approx(pp["abs_rel"] - paper["abs_rel"])
     assert (out / "table" / "table.csv").read_text().startswith("row,")
 
@@ -64,7 +70,7 @@ def test_smoke_preset_trains_evaluates_and_writes_the_table(smoke_table):
     )[0]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "table")}
     assert artifacts == {"table/table.md", "table/table.csv", "table/table.json"}
-    assert "S_R50_640x192_hints/eigen_pp/abs_rel" in parent.data.metrics
+    assert "S_R18_192x64_nopt_hints/eigen_pp/abs_rel" in parent.data.metrics
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
@@ -82,12 +88,12 @@ def test_smoke_preset_trains_evaluates_and_writes_the_table(smoke_table):
         for run in mine:
             params = run.data.params
             assert params["row"] == row and params["dataset"] == "synthetic"
+            assert params["paper_row"] == f"{stands_in_for[row]}_hints"
             assert (params["backbone"], params["resolution"]) == ("resnet18", "192x64")
             table_value = lines[row, _evaluation(run)]["abs_rel"]
             assert run.data.metrics["test/abs_rel"] == pytest.approx(table_value)
         samples = client.list_artifacts(child.info.run_id, "samples")
         assert [a.path for a in samples] == ["samples/test_frames.npz"]
-
 
 
 def _evaluation(run) -> str:

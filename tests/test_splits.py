@@ -8,8 +8,17 @@ from functools import cache
 import numpy as np
 import pytest
 
-from depthhints.data.kitti import SPLITS_DIR, SplitItem, load_split, split_file
+from depthhints.data.kitti import (
+    SPLITS_DIR,
+    SplitItem,
+    load_split,
+    read_split,
+    split_file,
+    split_lists,
+    write_split_file,
+)
 
+PARTS = ("train", "val", "test")
 # (name, part): lines, distinct (folder, frame) or None, (l, r) or None, sequences or None, kind
 EXPECTED = {
     ("eigen", "test"): (697, 697, (697, 0), 28, "raw"),
@@ -129,3 +138,29 @@ def test_unknown_split_names_list_what_exists(name, part, message):
     with pytest.raises(ValueError, match=r"unknown split|has no part") as info:
         split_file(name, part)
     assert message in str(info.value)
+
+
+def test_a_split_is_a_bundled_name_a_split_file_or_a_folder_of_lists(tmp_path):
+    folder = tmp_path / "splits"
+    items = {part: [SplitItem("d/x_sync", frame, "l")] for frame, part in enumerate(PARTS)}
+    items["val"] += items["train"]  # an item of two lists
+    for part, listed in items.items():
+        write_split_file(folder / f"{part}_files.txt", listed)
+    own = tmp_path / "mine.txt"
+    write_split_file(own, items["test"])
+    lists = {part: folder / f"{part}_files.txt" for part in PARTS}
+    training = {part: lists[part] for part in ("train", "val")}
+
+    # a folder, or one of its lists where the command needs several
+    assert split_lists(folder, ("train", "val")) == training
+    assert split_lists(lists["train"], ("train", "val")) == training
+    assert split_lists(folder, ("test",)) == {"test": lists["test"]}
+    assert split_lists(own, ("test",)) == {"test": own}
+    every_list = [*items["test"], *items["train"], *items["val"][:1]]  # lists in name order
+    assert read_split(folder) == every_list
+    # a bundled name, or one of its lists
+    bundled = {part: split_file("eigen_zhou", part) for part in ("train", "val")}
+    assert split_lists("eigen_zhou", ("train", "val")) == bundled
+    assert split_lists("eigen_zhou/train", ("train", "val")) == bundled
+    assert split_lists("eigen", ("test",)) == {"test": split_file("eigen", "test")}
+    assert split_lists("eigen_full/all") == {"all_files": split_file("eigen_full", "all")}

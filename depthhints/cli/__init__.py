@@ -8,12 +8,13 @@ Heavy packages (torch, Ray, MLflow) are imported when a command runs, so ``--hel
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
 from depthhints.cli import cluster, dashboards, data, evaluate, hints, predict, train
 from depthhints.cli.arguments import CommandParser
-from depthhints.errors import DepthHintsError
+from depthhints.errors import DepthHintsError, Stopped
 
 COMMAND_GROUPS = (data, hints, train, predict, evaluate, dashboards, cluster)
 
@@ -29,10 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command; its exit status. Our errors (:class:`DepthHintsError`) print one
-    line and exit 2; an MLflow error prints one line with any password masked and exits 1."""
+    line and exit 2; an MLflow error prints one line with any password masked and exits 1; a
+    run stopped by SIGINT or SIGTERM prints how to resume it and exits 130 or 143."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Stopped as stop:
+        resume = f"; resume with: {resume_command(argv, args)}" if "resume" in args else ""
+        print(f"depthhints: {stop}{resume}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:
+        print("depthhints: interrupted", file=sys.stderr)
+        return 130
     except DepthHintsError as error:
         print(f"depthhints: error: {_redacted(error)}", file=sys.stderr)
         return 2
@@ -42,6 +52,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # "API request to http://user:password@host/... failed": masked, not in a traceback
         print(f"depthhints: MLflow error: {_redacted(error)}", file=sys.stderr)
         return 1
+
+
+def resume_command(argv: Sequence[str], args: argparse.Namespace) -> str:
+    """The command line that continues the run of ``argv``: the same, with a plain ``--resume``
+    (a state file given to ``--resume`` is dropped: the stopped run saved a newer one)."""
+    kept: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--resume" and isinstance(args.resume, str):
+            next(tokens, None)  # its value
+        elif token != "--resume" and not token.startswith("--resume="):
+            kept.append(token)
+    return shlex.join(["depthhints", *kept, "--resume"])
 
 
 def _redacted(error: Exception) -> str:

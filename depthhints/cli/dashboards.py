@@ -8,16 +8,19 @@ import argparse
 
 from dashboards.ui import DEFAULT_HOST, DEFAULT_PORT, EXPERIMENT
 
-STORE_HELP = "MLflow store (default: $MLFLOW_TRACKING_URI, else outputs/demo/runs/mlflow.db)"
+STORE_HELP = (
+    "MLflow store: sqlite:///<an existing .db file> or http(s)://host:port (default: "
+    "$MLFLOW_TRACKING_URI, else outputs/demo/runs/mlflow.db)"
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     ui = commands.add_parser(
         "ui",
-        help="the MLflow UI on the project's store, with a link comparing our runs to the paper",
+        help="the MLflow UI on the project's store, with links comparing our runs to the paper",
         description="Logs the paper's reference runs into the experiment (unless --no-paper), "
-        "starts `mlflow server` on the store and prints the experiment page and the compare "
-        "page of our newest evaluation runs next to the paper's. Ctrl-C stops the server.",
+        "starts `mlflow server` on the store and prints the runs table of the newest sweep and "
+        "one compare page per row (ours beside the paper's). Ctrl-C stops the server.",
     )
     add_ui_arguments(ui)
     ui.set_defaults(func=cmd_ui)
@@ -57,7 +60,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from dashboards.report import build_report
+    from depthhints.paths import writable_file
 
+    for flag, file in (("--out", args.out), ("--screenshot", args.screenshot)):
+        if file:
+            writable_file(file, flag)
     path = build_report(args.out, args.tracking_uri, args.experiment, args.sweep)
     print(f"report: {path} (open it in a browser; it needs no server)")
     if args.screenshot:

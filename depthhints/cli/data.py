@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from depthhints.cli.arguments import from_args, positive_int
+from depthhints.cli.arguments import add_verbose_argument, from_args, positive_int
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,6 +23,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     rate = "10x the published 1e-4: the demo trains a few dozen steps, from scratch"
     add("--learning-rate", type=float, default=1e-3, help=rate)
     add("--train-workers", type=positive_int, default=2, help="Ray Train workers (DDP ranks)")
+    add_verbose_argument(demo)
     demo.set_defaults(func=cmd_demo)
 
 
@@ -52,8 +52,9 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser, frames: int) -> None
 def cmd_synth(args: argparse.Namespace) -> int:
     from depthhints.data.synthetic import DatasetConfig
     from depthhints.demo import synthesize
+    from depthhints.paths import writable_folder
 
-    synthesize(args.out, from_args(DatasetConfig, args), args.workers)
+    synthesize(writable_folder(args.out, "--out"), from_args(DatasetConfig, args), args.workers)
     return 0
 
 
@@ -61,8 +62,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dashboards.report import build_report
     from depthhints.data.synthetic import DatasetConfig
     from depthhints.demo import run_demo, tracking_uri
+    from depthhints.paths import writable_folder
 
-    out = Path(args.out)
+    out = writable_folder(args.out, "--out")
     files = run_demo(
         out,
         from_args(DatasetConfig, args),
@@ -70,6 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         train_workers=args.train_workers,
+        verbose=args.verbose,
     )
     if files is None:
         return 1

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from depthhints.cli.arguments import from_args, positive_int
 from depthhints.config import EVAL_PROTOCOLS
@@ -14,6 +15,8 @@ EVAL_MODE_HINT = (
     "--eval-mono (per-image median scaling). The Depth Hints README's eval command uses "
     "--use_stereo, which is a training flag (docs/method.md#quirk-eval-flag)"
 )
+
+TEST_LIST_FORMS = "a split file, a folder holding test_files.txt or a bundled split name"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -29,8 +32,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add("--split", choices=EVAL_PROTOCOLS, required=True, help=split)
     split_file = (
-        "split list to export (default: the bundled <split>/test_files.txt; for a synthetic tree "
-        "use <data-path>/splits/test_files.txt)"
+        f"test list to export: {TEST_LIST_FORMS} (default: the bundled <split>/test_files.txt; "
+        "for a synthetic tree use <data-path>/splits)"
     )
     add("--split-file", help=split_file)
     add("--out", help="output .npz (default: <data-path>/gt_depths_<split>.npz)")
@@ -58,7 +61,10 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     default = EvaluationRequest.eval_split
     add("--eval-split", choices=[*EVAL_PROTOCOLS, "benchmark"], default=default, help=split)
-    test_list = "test list to predict (default: the bundled <eval-split>/test_files.txt)"
+    test_list = (
+        f"test list to predict: {TEST_LIST_FORMS} (default: the bundled "
+        "<eval-split>/test_files.txt)"
+    )
     add("--split-file", metavar="FILE", help=test_list)
     add("--gt", metavar="FILE", help="GT .npz (default: <data-path>/gt_depths_<eval-split>.npz)")
     post = "blend in the flipped image's prediction (docs/method.md#quirk-post-processing)"
@@ -105,10 +111,29 @@ def _explain_mode_errors(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_export_gt(args: argparse.Namespace) -> int:
-    export_ground_truth(args.data_path, args.split, args.split_file, args.out)
+    from depthhints.paths import writable_file
+
+    split_file = _test_list(args.split_file)
+    writable_file(args.out or Path(args.data_path) / f"gt_depths_{args.split}.npz", "--out")
+    export_ground_truth(args.data_path, args.split, split_file, args.out)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    run_evaluation(from_args(EvaluationRequest, args))
+    from depthhints.paths import writable_file, writable_folder
+
+    request = from_args(EvaluationRequest, args, split_file=_test_list(args.split_file))
+    for flag, file in (("--json", request.json), ("--save-pred-disps", request.save_pred_disps)):
+        if file:  # "" for --save-pred-disps: beside the weights
+            writable_file(file, flag)
+    if request.benchmark_out:
+        writable_folder(request.benchmark_out, "--benchmark-out")
+    run_evaluation(request)
     return 0
+
+
+def _test_list(spec: str | None) -> str | None:
+    """The test list file that ``--split-file`` names (see :func:`split_lists`)."""
+    from depthhints.data.kitti import split_lists
+
+    return str(split_lists(spec, ("test",), "--split-file")["test"]) if spec else None

@@ -4,14 +4,9 @@ hints-quality`` (their coverage, accuracy and cost, :mod:`depthhints.hint_report
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from depthhints.cli.arguments import from_args, positive_int
-
-if TYPE_CHECKING:
-    from depthhints.data.kitti import SplitItem
 
 MATCHERS = ("parity", "fast", "quality", "single")  # depthhints.hints.sgm.MATCHER_PRESETS
 
@@ -22,7 +17,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add = hints.add_argument
     add("--data-path", required=True, help="KITTI raw root (or a synthetic tree)")
-    add("--split", default="eigen_full/all", help="split file, or <name>/<part> of bundled lists")
+    split = (
+        "the frames: a split file, a folder of <part>_files.txt lists (all of them), or a bundled "
+        "split: <name> (all its lists) or <name>/<part>"
+    )
+    add("--split", default="eigen_full/all", help=split)
     add("--out", help="hint store (default: <data-path>/depth_hints)")
     layout = "npy: one file per image, the published layout; parquet: shards of row groups"
     add("--format", choices=["npy", "parquet"], default="npy", help=layout)
@@ -68,13 +67,17 @@ def _add_quality(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_hints(args: argparse.Namespace) -> int:
+    from depthhints.data.kitti import read_split
     from depthhints.hint_report import print_summary
+    from depthhints.paths import writable_folder
     from hints_worker.actors import HintConfig, precompute_hints
 
+    items = read_split(args.split)
+    out = writable_folder(args.out or Path(args.data_path) / "depth_hints", "--out")
     summary = precompute_hints(
-        _split_items(args.split),
+        items,
         args.data_path,
-        args.out or Path(args.data_path) / "depth_hints",
+        out,
         from_args(HintConfig, args),  # --height, --width, --matchers, --fusion, --no-align-corners
         args.format,
         workers=args.workers,
@@ -84,22 +87,16 @@ def cmd_hints(args: argparse.Namespace) -> int:
     return 0 if print_summary(summary) else 1
 
 
-def _split_items(split: str) -> list[SplitItem]:
-    """A split given as a file path or as '<name>/<part>' of the bundled lists."""
-    from depthhints.data.kitti import load_split, read_split_file
-
-    if Path(split).is_file():
-        return read_split_file(split)
-    name, _, part = split.partition("/")
-    return load_split(name, part or "all")
-
-
 def cmd_hints_quality(args: argparse.Namespace) -> int:
     import json
 
     from depthhints.hint_report import print_quality
+    from depthhints.paths import writable_file
+    from depthhints.tracking import check_store_uri
 
-    tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    tracking_uri = check_store_uri(args.tracking_uri)
+    if args.json:
+        writable_file(args.json, "--json")
     rows = print_quality(args.stores, args.data_path, args.limit, tracking_uri, args.experiment)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -43,12 +43,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from depthhints.paths import writable_folder
     from depthhints.predict import report, run_predict
 
     summary = run_predict(
         args.load_weights_folder,
         args.inputs,
-        args.out,
+        writable_folder(args.out, "--out"),
         exts=args.ext.split(","),
         batch_size=args.batch_size,
         device=args.device,
@@ -60,8 +61,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from depthhints.export import export_depth_net
+    from depthhints.paths import writable_folder
 
-    result = export_depth_net(args.load_weights_folder, args.out, args.format, args.opset)
+    out = writable_folder(args.out, "--out")
+    result = export_depth_net(args.load_weights_folder, out, args.format, args.opset)
     for fmt, path in result.files.items():
         print(f"{fmt:12s} {path}")
     meta = result.metadata

@@ -8,6 +8,8 @@ import argparse
 from depthhints.cli.arguments import (
     add_tracking_arguments,
     add_trial_arguments,
+    add_verbose_argument,
+    check_training_run,
     positive_int,
     tracking_options,
     trial_options,
@@ -50,6 +52,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     ray("--storage-path", help="checkpoints: a folder or URI (default <log_dir>/ray_results)")
     ray("--max-failures", type=int, default=2, help="worker-group restarts")
     ray("--address", help="an existing Ray cluster (e.g. 'auto')")
+    add_verbose_argument(train)
     add_tracking_arguments(train)
     add_config_arguments(train)
     train.set_defaults(func=cmd_train)
@@ -84,6 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from depthhints.training_run import train_here, train_on_ray
 
     config, tracking = config_from_args(args), tracking_options(args)
+    check_training_run(config, tracking, args.storage_path)
     if not args.workers:
         train_here(config, args.resume, not args.no_progress, tracking)
         return 0
@@ -95,6 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         storage_path=args.storage_path,
         max_failures=args.max_failures,
         address=args.address,
+        verbose=args.verbose,
     )
     train_on_ray(config, options, tracking, resume=bool(args.resume))
     return 0
@@ -115,6 +120,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         storage_path=args.storage_path,
         hint_stores=_hint_stores(args.hint_store or []),
     )
+    check_training_run(base, tracking, args.storage_path)
     return 0 if run_sweep(base, parse_space(args.space), options, tracking, args.resume) else 1
 
 

@@ -13,9 +13,10 @@ cameras (docs/method.md#intrinsics, docs/method.md#stereo-baseline) and LiDAR pr
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -26,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from depthhints.errors import (
     CalibrationError,
+    ConfigError,
     DataFileError,
     DepthHintsError,
     MissingDataError,
@@ -37,6 +39,7 @@ OTHER_SIDE = {"l": "r", "r": "l", "2": "3", "3": "2"}
 KINDS = ("raw", "odom", "benchmark")
 IMAGE_EXTS = (".jpg", ".png")
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+DATA_PATH_FIX = "check the data root given (--data-path; --data_path of train and sweep)"
 
 _FRAME_RE = re.compile(r"[0-9]+")
 _DEPTH_SCALE = 256.0  # KITTI depth PNGs store metres x 256 as uint16
@@ -188,35 +191,118 @@ def write_split_file(path: PathLike, items: Iterable[SplitItem]) -> None:
     path.write_text("".join(item.line() + "\n" for item in items), encoding="utf-8")
 
 
+def _lists_in(folder: Path) -> dict[str, Path]:
+    """A split folder's lists by part (train_files.txt: 'train', test_files_09.txt: 'test_09')."""
+    files = sorted(f for f in folder.glob("*_files*.txt") if f.is_file())
+    return {f.stem.replace("_files", ""): f for f in files}
+
+
 def _available_splits() -> dict[str, dict[str, Path]]:
     """Bundled split name -> part -> file (e.g. 'odom' -> 'test_09' -> .../test_files_09.txt)."""
     found = {}
     for folder in sorted(p for p in SPLITS_DIR.iterdir() if p.is_dir()):
-        files = sorted(folder.glob("*_files*.txt"))
-        if files:
-            found[folder.name] = {f.stem.replace("_files", ""): f for f in files}
+        lists = _lists_in(folder)
+        if lists:
+            found[folder.name] = lists
     return found
 
 
 def split_file(name: str, part: str) -> Path:
     """Path of a bundled split list, e.g. split_file('eigen_full', 'train'), ('odom', 'test_09')."""
-    available = _available_splits()
-    if name not in available:
-        raise SplitFormatError(
-            f"unknown split name {name!r}; bundled splits in {SPLITS_DIR}: {sorted(available)}"
-        )
-    parts = available[name]
-    key = part.removesuffix(".txt").replace("_files", "")
-    if key not in parts:
-        raise SplitFormatError(
-            f"split {name!r} has no part {part!r}; available parts: {sorted(parts)}"
-        )
-    return parts[key]
+    named = _bundled(f"{name}/{part}")
+    if isinstance(named, str):
+        raise ConfigError(f"split {name}/{part}: {named}")
+    return named[0]
 
 
 def load_split(name: str, part: str) -> list[SplitItem]:
     """Read a bundled split list (see split_file)."""
     return read_split_file(split_file(name, part))
+
+
+def split_lists(
+    spec: PathLike, parts: Sequence[str] | None = None, what: str = "--split"
+) -> dict[str, Path]:
+    """The split files that ``spec`` names, by part: those of ``parts`` (e.g. ``("train",
+    "val")``; None: every list it names). ConfigError naming ``what`` and the accepted forms.
+
+    ``spec`` is a split file, a folder of ``<part>_files.txt`` lists (a synthetic tree's
+    ``splits``) or a bundled split name (``eigen_zhou``; ``eigen/test`` names one list); a path
+    wins over a bundled name. One list stands for its set where several parts are needed:
+    ``<folder>/train_files.txt`` for ``<folder>``, ``eigen_zhou/train`` for ``eigen_zhou``.
+    """
+    text = str(spec)
+    named = _named_lists(text)
+    if isinstance(named, str):
+        raise ConfigError(f"{what} {text!r}: {named}; give {_split_forms(parts)}")
+    one, lists, where = named
+    if one and (parts is None or len(parts) == 1):
+        return {parts[0] if parts else one.stem: one}
+    wanted = list(lists) if parts is None else list(parts)
+    missing = [f"{part}_files.txt" for part in wanted if part not in lists]
+    if one and not lists:
+        problem = f"one split list, but {' and '.join(wanted)} lists are needed"
+    elif not lists:
+        problem = f"{where} holds no <part>_files.txt lists"
+    elif missing:
+        problem = f"{where} has no {' or '.join(missing)} (it has {sorted(lists)})"
+    else:
+        return {part: lists[part] for part in wanted}
+    raise ConfigError(f"{what} {text!r}: {problem}; give {_split_forms(parts)}")
+
+
+def _split_forms(parts: Sequence[str] | None = None) -> str:
+    """The forms of a split that :func:`split_lists` accepts where ``parts`` are needed."""
+    if parts is not None and len(parts) > 1:
+        files = " and ".join(f"{part}_files.txt" for part in parts)
+        return (
+            f"a bundled split name (e.g. eigen_zhou) or a folder holding {files} (or one of those "
+            "files)"
+        )
+    return (
+        "a bundled split name (e.g. eigen_zhou, or eigen/test for one list), a split file, or a "
+        "folder of <part>_files.txt lists"
+    )
+
+
+def read_split(
+    spec: PathLike, parts: Sequence[str] | None = None, what: str = "--split"
+) -> list[SplitItem]:
+    """The items of the lists that :func:`split_lists` finds, in order; an item of several
+    lists once."""
+    lists = [read_split_file(path) for path in split_lists(spec, parts, what).values()]
+    return lists[0] if len(lists) == 1 else list(dict.fromkeys(itertools.chain(*lists)))
+
+
+_Named = tuple[Path | None, dict[str, Path], str] | str
+
+
+def _named_lists(text: str) -> _Named:
+    """(the one list that ``text`` names or None, the set of lists it names or belongs to,
+    where that set is), or why it names none."""
+    path = Path(text)
+    if path.is_dir():
+        return None, _lists_in(path), f"the folder {path}"
+    if path.is_file():
+        lists = _lists_in(path.parent)
+        if path.resolve() not in {f.resolve() for f in lists.values()}:
+            lists = {}  # a list of its own, not one of a split folder's
+        return path, lists, f"the folder {path.parent}"
+    return _bundled(text)
+
+
+def _bundled(text: str) -> _Named:
+    """:func:`_named_lists` of a bundled ``<name>`` or ``<name>/<part>``."""
+    available = _available_splits()
+    name, _, part = text.partition("/")
+    if name not in available:
+        known = ", ".join(available)
+        return f"not a split file or folder, and an unknown split name (bundled: {known})"
+    lists, where = available[name], f"the bundled split {name!r}"
+    key = part.removesuffix(".txt").replace("_files", "")
+    if part and key not in lists:
+        return f"{where} has no part {part!r} (it has {sorted(lists)})"
+    return lists.get(key), lists, where
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,7 +326,7 @@ def detect_image_ext(root: PathLike) -> str:
     """Return '.jpg' or '.png': the type of the first image under root/*/*_sync/image_02/data."""
     root = Path(root)
     if not root.is_dir():
-        raise MissingDataError(f"{root}: KITTI data root not found; check --data_path")
+        raise MissingDataError(f"{root}: KITTI data root not found; {DATA_PATH_FIX}")
     for data_dir in _sorted_dirs(root, "*/*_sync/image_02/data"):
         with os.scandir(data_dir) as entries:
             for entry in entries:
@@ -249,7 +335,8 @@ def detect_image_ext(root: PathLike) -> str:
                     return ext
     raise MissingDataError(
         f"{root}: no .jpg or .png images found under <root>/<date>/<drive>_sync/image_02/data; "
-        "check the data root, or pass image_ext explicitly"
+        f"extract the drives' image zips there, or {DATA_PATH_FIX} (code that reads no images "
+        "can pass KittiRawLayout(root, image_ext='.png'))"
     )
 
 

@@ -10,10 +10,16 @@ beside the paper's numbers with the differences.
 Presets: ``kitti`` trains the published recipes on a KITTI raw tree; ``demo`` and ``smoke`` make
 a synthetic drive and its hints first and shrink the recipe (resolution, encoder, epochs), so
 their numbers show that the pipeline works, not the paper's accuracy.
+
+A row is named after what it trains, as the paper names its rows (:func:`recipe_name`): the
+published recipes keep their names, a shrunken one gets its own (``S_R50_640x192_hints`` trained
+as ResNet18 from scratch is ``S_R18_640x192_nopt_hints``) and keeps the paper's row it stands in
+for (``paper_row``: the table's paper column, an MLflow param of its evaluation runs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,7 +49,7 @@ from depthhints.experiments.summary import mean_std, over_seeds, write_table
 from depthhints.models import load_depth_net
 from depthhints.paper import paper_table
 from depthhints.predict import resolve_device
-from depthhints.results import evaluation_key
+from depthhints.results import evaluation_key, modality
 from depthhints.samples import sample_frames, save_samples
 from depthhints.train.reporting import TrackingOptions
 from depthhints.tune import SweepOptions
@@ -74,20 +80,46 @@ PRESETS = {
 }
 
 
-def row_configs(
+def recipe_name(options: Mapping[str, Any]) -> str:
+    """A recipe named as the paper names its rows: ``<modality>_R<layers>_<width>x<height>``,
+    ``_nopt`` when the encoder starts from scratch (``S_R50_640x192``, ``S_R18_640x192_nopt``)."""
+    config = TrainConfig(**options)
+    scratch = "" if config.weights_init == "pretrained" else "_nopt"
+    return f"{modality(config)}_R{config.num_layers}_{config.width}x{config.height}{scratch}"
+
+
+def planned_rows(
     rows: list[str] | tuple[str, ...], baselines: bool, overrides: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """{row name: its options}: the published recipe file with ``overrides`` on top."""
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, paper row, options) of every row to train: the published recipe file
+    (``configs/<paper row>.yaml``) with ``overrides`` on top, named after what it trains
+    (:func:`recipe_name` and the file's ``_hints``/``_nohints``)."""
     unknown = sorted(set(rows) - set(PAPER))
     if unknown:
         raise ConfigError(f"unknown rows {unknown}; the paper's rows are {list(PAPER)}")
-    names = [f"{row}_hints" for row in rows] + (
-        [f"{row}_nohints" for row in rows] if baselines else []
-    )
-    return {
-        name: {**TrainConfig.from_yaml(CONFIGS / f"{name}.yaml").to_dict(), **overrides}
-        for name in names
-    }
+    variants = ["_hints"] + (["_nohints"] if baselines else [])
+    planned, stands_in_for = [], {}
+    for variant in variants:
+        for row in rows:
+            paper_row = f"{row}{variant}"
+            published = TrainConfig.from_yaml(CONFIGS / f"{paper_row}.yaml")
+            options = {**published.to_dict(), **overrides}
+            name = f"{recipe_name(options)}{variant}"
+            if name in stands_in_for:
+                raise ConfigError(
+                    f"rows {stands_in_for[name]} and {paper_row} both train {name} once the "
+                    "preset's and --set's options apply: choose one of them with --rows"
+                )
+            stands_in_for[name] = paper_row
+            planned.append((name, paper_row, options))
+    return planned
+
+
+def row_configs(
+    rows: list[str] | tuple[str, ...], baselines: bool, overrides: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """{row name: its options} (see :func:`planned_rows`)."""
+    return {name: options for name, _, options in planned_rows(rows, baselines, overrides)}
 
 
 def prepare_synthetic(out: Path, frames: int, width: int, height: int) -> Path:
@@ -114,14 +146,18 @@ def _split(root: Path, part: str) -> list[SplitItem]:
     return read_split_file(root / "splits" / f"{part}_files.txt")
 
 
-def summarise(trials: list[Trial]) -> list[dict[str, Any]]:
-    """One line per (row, evaluation): mean and std over seeds, and for the paper's evaluation
-    of a hint row the paper's value and our difference from it."""
+def summarise(
+    trials: list[Trial], paper_rows: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One line per (row, evaluation): mean and std over seeds, the paper's row it stands in
+    for (``paper_rows``: {row: paper row}, default the row itself), and for the paper's
+    evaluation of a hint row the paper's value and our difference from it."""
     groups = sorted({(t.row, label) for t in trials for label in t.scores})
     table = over_seeds(trials, groups, "row", "evaluation")
     for line in table:
-        paper = PAPER.get(line["row"].removesuffix("_hints"), {})
-        if line["evaluation"] != COMPARED or not line["row"].endswith("_hints"):
+        line["paper_row"] = paper_row = (paper_rows or {}).get(line["row"], line["row"])
+        paper = PAPER.get(paper_row.removesuffix("_hints"), {})
+        if line["evaluation"] != COMPARED or not paper_row.endswith("_hints"):
             continue
         for name, value in paper.items():
             line[f"{name}_paper"] = value
@@ -130,15 +166,17 @@ def summarise(trials: list[Trial]) -> list[dict[str, Any]]:
 
 
 def markdown(table: list[dict[str, Any]], note: str = "") -> str:
-    """The table as Markdown: ours (mean ± std over seeds), the paper's, and the difference."""
+    """The table as Markdown: ours (mean ± std over seeds), the paper's row it stands in for
+    with its numbers, and the difference."""
     header = (
         "| row | evaluation | seeds | abs rel | sq rel | rmse | δ<1.25 "
-        "| paper abs rel / sq rel / δ | Δ abs rel |"
+        "| paper row: abs rel / sq rel / δ | Δ abs rel |"
     )
     lines = [header, "|" + "---|" * 9]
     for line in table:
         paper = (
-            f"{line['abs_rel_paper']:.3f} / {line['sq_rel_paper']:.3f} / {line['a1_paper']:.3f}"
+            f"{line['paper_row'].removesuffix('_hints')}: {line['abs_rel_paper']:.3f} / "
+            f"{line['sq_rel_paper']:.3f} / {line['a1_paper']:.3f}"
             if "abs_rel_paper" in line
             else ""
         )
@@ -191,7 +229,9 @@ class PaperTable(Experiment):
             root, paths = Path(self.data_path).resolve(), {}
             self.test_items = read_split_file(split_file("eigen", "test"))
         self.data_path = root
-        rows = row_configs(self.rows, self.baselines, dict(self.preset.overrides))
+        planned = planned_rows(self.rows, self.baselines, dict(self.preset.overrides))
+        self.paper_rows = {name: paper_row for name, paper_row, _ in planned}
+        rows = {name: options for name, _, options in planned}
         for options in rows.values():
             options.update(data_path=str(root), log_dir=str(self.out / "runs"), **paths)
         if not self.synthetic:
@@ -224,7 +264,9 @@ class PaperTable(Experiment):
             for protocol, maps in self.ground_truth.items():
                 result = evaluate_predictions(disparities, maps, protocol, stereo=True)
                 label = evaluation_key(protocol, post_process)
-                scores[label] = Score(protocol, result.metrics, post_process)
+                scores[label] = Score(
+                    protocol, result.metrics, post_process, {"paper_row": self.paper_rows[row]}
+                )
         shown_gt = self.ground_truth.get("eigen_benchmark", self.ground_truth["eigen"])
         frames = sample_frames(
             config, weights, self.test_items, shown_gt, count=self.preset.shown_frames
@@ -233,12 +275,13 @@ class PaperTable(Experiment):
         return Trial(row, seed, config, scores, artifacts={"samples": samples})
 
     def write(self, trials: list[Trial]) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-        table = summarise(trials)
+        table = summarise(trials, self.paper_rows)
         changed = ", ".join(f"{k}={v}" for k, v in self.preset.overrides.items())
         if self.synthetic:
             note = (
-                f"Synthetic data and a shrunken recipe ({changed}; rows keep the paper's "
-                "names): the paper's numbers are shown for the layout, not as a target."
+                f"Synthetic data and a shrunken recipe ({changed}; rows are named after what "
+                "they train, beside the paper's row each stands in for): the paper's numbers "
+                "are shown for the layout, not as a target."
             )
         else:
             note = f"Changed from the published recipes: {changed}." if changed else ""

@@ -30,11 +30,11 @@ from depthhints.evaluate import METRICS
 from depthhints.results import log_evaluation, logged_evaluations
 from depthhints.tracking import Tracker
 from depthhints.train.reporting import TrackingOptions, recorded_run_id
-from depthhints.train.trainer import init_ray
+from depthhints.train.trainer import RAY_LOG, init_ray
+from depthhints.tune import SweepOptions, apply_choices, reopen_sweep_run, sweep, sweep_run_file
 
 if TYPE_CHECKING:
     from depthhints.hints.compute import HintConfig
-from depthhints.tune import SweepOptions, apply_choices, reopen_sweep_run, sweep, sweep_run_file
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,8 @@ def run_experiment(
     """
     options = options or SweepOptions()
     if not ray.is_initialized():  # before the hint actors: Train needs init_ray's settings
-        init_ray(options.ray.address)
+        ray_log = experiment.out / RAY_LOG  # Ray's and Tune's own output (verbose: the terminal)
+        init_ray(options.ray.address, verbose=options.ray.verbose, log_file=ray_log)
     rows = experiment.prepare()
     base = TrainConfig(**next(iter(rows.values()))).replace(model_name=experiment.kind)
     options = dataclasses.replace(options, name=experiment.name, rows=rows)

@@ -7,6 +7,7 @@ uninterrupted run would, with any number of loader workers.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from depthhints.config import TrainConfig
 from depthhints.data.cache import CachedDataset, CacheSpec, TrainingCache, open_cache
 from depthhints.data.dataset import MonoDataset
 from depthhints.data.hint_store import HintStore, open_store
-from depthhints.data.kitti import KittiRawLayout, SplitItem, read_split_file, split_file
+from depthhints.data.kitti import KittiRawLayout, SplitItem, read_split_file, split_lists
 from depthhints.errors import ConfigError, MissingDataError
 from depthhints.train.step import batch_to_device
 
@@ -26,18 +27,8 @@ NUM_SCALES = 4
 
 
 def split_paths(config: TrainConfig) -> dict[str, Path]:
-    """The train/val split files: ``config.split`` names a bundled split or a folder of lists."""
-    folder = Path(config.split)
-    if folder.is_dir():
-        paths = {part: folder / f"{part}_files.txt" for part in ("train", "val")}
-        for path in paths.values():
-            if not path.is_file():
-                raise ConfigError(
-                    f"split={config.split!r}: {path} not found; a split folder needs "
-                    "train_files.txt and val_files.txt"
-                )
-        return paths
-    return {part: split_file(config.split, part) for part in ("train", "val")}
+    """The train/val split files of ``config.split`` (see :func:`split_lists`)."""
+    return split_lists(config.split, ("train", "val"))
 
 
 def open_hint_store(config: TrainConfig) -> HintStore | None:
@@ -173,4 +164,12 @@ def make_loader(
         drop_last=True,
         persistent_workers=False,
         generator=torch.Generator().manual_seed(len(order) * 7919 + skip_batches),
+        worker_init_fn=_ignore_stop_signals,
     )
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker leaves Ctrl-C and SIGTERM to the training process, which stops after
+    the step in progress; a signal sent to the whole process group would kill it mid-batch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from depthhints.config import TrainConfig
-from depthhints.errors import ConfigError
+from depthhints.errors import ConfigError, Stopped
 from depthhints.evaluate import EvalResult, monitoring_metrics
 from depthhints.tracking import NullTracker, Tracker
 from depthhints.train.checkpoint import (
@@ -115,6 +117,52 @@ def _step_scheduler(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
         scheduler.step()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Ctrl-C, and what ``timeout`` and job schedulers send."""
+
+SignalHandler = Callable[[int, object], None]
+
+
+@contextlib.contextmanager
+def stop_signals_handled(handler: SignalHandler) -> Iterator[bool]:
+    """``handler`` answers :data:`STOP_SIGNALS` in this block, the previous handlers after it;
+    only in the main thread (where Python delivers signals): yields whether it was installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield True
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM (``timeout``, job schedulers) while :meth:`installed`.
+
+    While the loop runs (it sets :attr:`defer`) the first signal is only recorded: the loop
+    stops after the step in progress, saves the state and raises :class:`Stopped`. Outside it,
+    or for a second signal, :class:`Stopped` is raised at once (the last saved state stays).
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.defer = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopSignals]:
+        """Handle the signals (in the main thread; elsewhere Python delivers none)."""
+        with stop_signals_handled(self._handle):
+            yield self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        first = self.received is None
+        self.received = self.received or signum
+        if not (first and self.defer):
+            raise Stopped(self.received)
+
+
 class LocalSession:
     """Single process: the full state lives in ``<run_dir>/models/state.pt`` (the one before
     it in ``state.previous.pt``).
@@ -156,13 +204,16 @@ def fit(
     progress: bool = True,
     tracking: TrackingOptions | None = None,
     announce: Callable[[str], None] | None = None,
+    stop: StopSignals | None = None,
 ) -> TrainResult:
     """Train in this process; ``resume`` = True continues from ``<run_dir>/models/state.pt``
     (or the previous state when that one is unreadable), a path from that file.
 
     The MLflow run (``tracking``, default: the embedded store under ``log_dir``) ends FINISHED,
     or FAILED/KILLED when training raises; a resumed training continues its run. ``announce``
-    receives a line saying where that run lives.
+    receives a line saying where that run lives and, on resume, the step it continues from.
+    With ``stop`` installed, a signal stops training after the step in progress, with the
+    state saved (:class:`StopSignals`).
     """
     session = LocalSession(config)
     state = None
@@ -173,7 +224,9 @@ def fit(
     with open_run(config, tracking, 1, resume=bool(resume)) as tracker:
         if announce:
             announce(describe_run(tracker, tracking.tracking_uri(config), tracking.experiment))
-        return run_loop(config, session, state, hooks, progress, tracker=tracker)
+        return run_loop(
+            config, session, state, hooks, progress, tracker=tracker, announce=announce, stop=stop
+        )
 
 
 def run_loop(
@@ -184,11 +237,14 @@ def run_loop(
     progress: bool = True,
     step_hooks: Sequence[StepHook] = (),
     tracker: Tracker | NullTracker | None = None,
+    announce: Callable[[str], None] | None = None,
+    stop: StopSignals | None = None,
 ) -> TrainResult:
     """The training loop on one rank of ``session``, continuing from ``state`` when given.
 
     Each rank trains on its slice of the epoch's order; rank 0 alone logs (to ``tracker`` too),
-    evaluates and writes the published weights.
+    evaluates and writes the published weights. ``announce``: where a resumed run continues.
+    ``stop``: signals that end the loop after a step, with the state saved (``LocalSession``).
     """
     device, rank, world_size = session.device, session.rank, session.world_size
     seed_everything(config.seed)
@@ -197,6 +253,11 @@ def run_loop(
     optimizer = torch.optim.Adam(model.parameters(), config.learning_rate)
     scheduler = make_scheduler(optimizer, config)
     position = load_state(state, model, optimizer, scheduler) if state else TrainState()
+    if state and announce:
+        announce(
+            f"resuming at step {position.step} (epoch {position.epoch}, batch "
+            f"{position.batch_in_epoch}) from {state}"
+        )
     net = model  # the unwrapped model: checkpoints, validation
     model = session.prepare_model(model)
     lead = rank == 0
@@ -217,6 +278,12 @@ def run_loop(
             lambda path: save_state(path, net, optimizer, scheduler, position, config), metrics
         )
 
+    def stopped(signum: int) -> Stopped:
+        bar.close()
+        return Stopped(signum, f"at step {position.step} (epoch {position.epoch}), state saved")
+
+    stop = stop or StopSignals()  # one never installed receives nothing
+    stop.defer = True  # a signal stops the loop between steps, where the state is whole
     for epoch in range(position.epoch, config.num_epochs):
         if position.batch_in_epoch == 0:
             _step_scheduler(scheduler)
@@ -264,9 +331,12 @@ def run_loop(
             position.step += 1
             position.batch_in_epoch = batch_idx + 1
             bar.update(1)
-            if config.checkpoint_steps and position.step % config.checkpoint_steps == 0:
+            due = bool(config.checkpoint_steps) and position.step % config.checkpoint_steps == 0
+            if due or stop.received:
                 losses = pending.flush()
                 checkpoint({"epoch": epoch, "step": position.step, **losses})
+            if stop.received:
+                raise stopped(stop.received)
         losses = pending.flush() or losses
         position.epoch, position.batch_in_epoch = epoch + 1, 0
         report = {"epoch": epoch, "step": position.step, **losses}
@@ -279,6 +349,9 @@ def run_loop(
             reporter.epoch_end(epoch, position.step, grid, evaluation)
             report.update(_eval_report(evaluation))
         checkpoint(report)
+        if stop.received:
+            raise stopped(stop.received)
+    stop.defer = False
     bar.close()
     if reporter:
         reporter.finish(result.weights[-1] if result.weights else None)

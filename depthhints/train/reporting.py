@@ -10,7 +10,9 @@ then logs, at the reference's log events, ``train/<loss>`` (``loss``, ``loss/<sc
 ``val/<loss>`` on one validation batch; after every epoch ``eval/<metric>`` (Eigen protocol,
 when ``eval_split_file`` is set), an image grid ``images/epoch_NNN.png`` (input, disparity,
 depth hint, hint pixels, automask) and ``eval/epoch_NNN.json``; at the end the last
-published-layout weights folder under ``weights/``. Every MLflow step is the global step.
+published-layout weights folder under ``weights/`` (hard links to the run folder's files when
+the artifacts are a local folder: the weights are on disk once). Every MLflow step is the
+global step.
 """
 
 from __future__ import annotations
@@ -192,7 +194,8 @@ class RunReporter:
     def finish(self, weights: Path | None) -> None:
         """Upload the last published-layout weights folder and deliver what is pending."""
         if weights is not None:
-            self.tracker.log_artifact(weights, "weights")  # → weights/weights_N/
+            # → weights/weights_N/, hard-linked on a local artifact store: no second copy
+            self.tracker.log_artifact(weights, "weights", link=True)
         self.tracker.flush()
         record_run(self.config, self.tracker)
 

@@ -12,7 +12,10 @@ unreadable, from the one before it (``num_to_keep`` ≥ 2), with a warning.
 The driver creates the MLflow run (``train.reporting.open_run``) and hands its id to the
 workers; rank 0 logs to it (its journal, if the server is unreachable, lives in the run folder,
 which must be on the driver's file system for an offline start to be continued). Rank 0's
-progress bar reaches the driver through ``ray.experimental.tqdm_ray``.
+progress bar and lines reach the driver's terminal through its progress board
+(:mod:`depthhints.train.console`), or with ``verbose`` through ``ray.experimental.tqdm_ray``
+in Ray's forwarded output. A Tune trial's Train checkpoints are deleted once it succeeded
+(``keep_checkpoints``): nobody continues a trial that ended.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 import os
 import posixpath
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -48,15 +52,19 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from depthhints import probes
 from depthhints.config import TrainConfig
-from depthhints.errors import ConfigError
+from depthhints.errors import ConfigError, Stopped
 from depthhints.tracking import NullTracker
+from depthhints.train import console
 from depthhints.train.checkpoint import STATE_FILE, newest_readable
-from depthhints.train.loop import run_loop
+from depthhints.train.loop import run_loop, stop_signals_handled
 from depthhints.train.reporting import TrackingOptions, attach_run, describe_run, open_run
 
 REPORT_INTERVAL_S = "0.05"
 """``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: Ray's default (2 s) blocks every report for ~2 s."""
 
+
+RAY_LOG = "ray.log"
+"""The file Ray's and Tune's own output goes to, in ``log_dir`` (or the demo's ``--out``)."""
 
 TRAIN_RESOURCE = "train"
 """Custom resource of the nodes meant for training (platform/cluster.yaml): when the cluster
@@ -75,6 +83,8 @@ class RayOptions:
     num_to_keep: int = 2
     address: str | None = None  # an existing cluster ("auto"), else a local one
     log_level: str = "WARNING"  # Ray Train's own console logs (INFO: every report)
+    verbose: bool = False  # Ray's and Tune's own output on the terminal, not in <log_dir>/ray.log
+    keep_checkpoints: bool = True  # False: a run that succeeded leaves no Train checkpoints
 
     def __post_init__(self) -> None:
         if self.num_workers < 1:
@@ -84,13 +94,17 @@ class RayOptions:
 
 
 class RaySession:
-    """The loop's view of a Ray Train worker: rank, device, DDP wrapping, checkpoint reports."""
+    """The loop's view of a Ray Train worker: rank, device, DDP wrapping, checkpoint reports,
+    and rank 0's progress bar and lines on the driver's terminal (through the driver's progress
+    board, or Ray's forwarded output when it draws none: ``verbose``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "") -> None:
         context = ray.train.get_context()
+        self.name = name
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
+        self.board = console.board() if self.rank == 0 else None
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return ray.train.torch.prepare_model(model)
@@ -103,15 +117,19 @@ class RaySession:
                 checkpoint = Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
 
-    def progress_bar(self, total: int, initial: int, enabled: bool) -> _RayBar | _NoBar:
+    def progress_bar(
+        self, total: int, initial: int, enabled: bool
+    ) -> console.BoardBar | _RayBar | _NoBar:
         if not enabled:
             return _NoBar()
+        if self.board is not None:
+            return console.BoardBar(self.board, self.name, total, initial)
         bar = _RayBar(total=total, unit="step")
         bar.update(initial)
         return bar
 
     def write(self, text: str) -> None:
-        print(text, flush=True)
+        console.say(text, self.board)
 
 
 class _RayBar(tqdm_ray.tqdm):
@@ -181,7 +199,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     config = TrainConfig.from_dict(loop_config["config"])
     torch.set_num_threads(max(1, int(loop_config.get("threads", 1))))
     logging.getLogger(REPORT_LOGGER).setLevel(loop_config.get("log_level", "INFO"))
-    session = RaySession()
+    session = RaySession(config.model_name)
     state = _restored_state(config.run_dir / "models")
     hooks, step_hooks = probes.from_spec(loop_config.get("test_hooks") or {}, session.rank)
     lead = session.rank == 0
@@ -259,8 +277,20 @@ def make_trainer(
     )
 
 
-def init_ray(address: str | None = None, **kwargs: Any) -> None:
-    """``ray.init`` with the worker settings training needs (set before the cluster starts).
+def init_ray(
+    address: str | None = None,
+    *,
+    verbose: bool = False,
+    log_file: str | Path | None = None,
+    **kwargs: Any,
+) -> Path | None:
+    """``ray.init`` with the worker settings training needs (set before the cluster starts) and
+    the terminal kept for our own output; returns the log file of Ray's (None: none set up).
+
+    Unless ``verbose``, workers' output is not forwarded (``log_to_driver=False``: it stays in
+    Ray's session folder) and, given a ``log_file``, the driver's Ray logs and Tune's reporting
+    go there (:mod:`depthhints.train.console`), its path printed once. ``kwargs`` go to
+    ``ray.init``.
 
     ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: Ray's 2 s default blocks every report for ~2 s.
     ``RAY_TRAIN_ENABLE_PRINT_PATCH=0``: Train V2 re-routes a worker's ``print`` through a logger
@@ -274,7 +304,20 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
             ("RAY_TRAIN_ENABLE_PRINT_PATCH", "0"),
         )
     }
-    ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
+    log_file = None if verbose or log_file is None else console.log_ray_to(Path(log_file))
+    if not verbose:
+        kwargs.setdefault("log_to_driver", False)
+    context = ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
+    if log_file is not None:
+        info = getattr(context, "address_info", None) or {}
+        console.note_session(log_file, info.get("session_dir"))
+        print(f"Ray's own output: {log_file} (--verbose shows it here)", flush=True)
+    return log_file
+
+
+def ray_log_file(config: TrainConfig) -> Path:
+    """Where a training's (or a sweep's) Ray and Tune output goes: ``<log_dir>/ray.log``."""
+    return Path(config.log_dir).resolve() / RAY_LOG
 
 
 def run_path(config: TrainConfig, options: RayOptions) -> str:
@@ -295,10 +338,13 @@ def fit_distributed(
     """Train on Ray (starting a local cluster unless ``options.address``); returns Ray's result.
 
     The MLflow run (``tracking``, default: the embedded store under ``log_dir``) is created
-    here, or continued when ``resume``; ``announce`` receives a line saying where it lives.
+    here, or continued when ``resume``; ``announce`` receives a line saying where it lives. It
+    ends FAILED when training fails, KILLED when SIGINT or SIGTERM stops it
+    (:func:`fit_until_stopped`: :class:`Stopped` is raised; ``resume`` continues from the
+    latest checkpoint).
     """
     if not ray.is_initialized():
-        init_ray(options.address)
+        init_ray(options.address, verbose=options.verbose, log_file=ray_log_file(config))
     config = absolute_paths(config)
     tracking = tracking or TrackingOptions()
     if tracking.enabled:
@@ -309,17 +355,66 @@ def fit_distributed(
         if announce:
             announce(describe_run(tracker, tracking.tracking_uri(config), tracking.experiment))
     try:
-        result = make_trainer(config, options, test_hooks, tracking, callbacks).fit()
+        with console.show_progress(enabled=not options.verbose):
+            trainer = make_trainer(config, options, test_hooks, tracking, callbacks)
+            result = fit_until_stopped(trainer)
+    except Stopped:
+        _end_run(config, tracking, "KILLED")
+        raise
     except Exception:
-        _end_failed(config, tracking)
+        _end_run(config, tracking, "FAILED")
         raise
     if result.error is not None:
-        _end_failed(config, tracking)
+        _end_run(config, tracking, "FAILED")
         raise result.error
+    if not options.keep_checkpoints:
+        drop_checkpoints(result)
     return result
 
 
-def _end_failed(config: TrainConfig, tracking: TrackingOptions) -> None:
-    """Mark the MLflow run FAILED: a worker killed with its group may not have said so."""
+def drop_checkpoints(result: ray.train.Result) -> None:
+    """Delete a finished Train run's folder, checkpoints and all: a run whose weights are
+    written (``<run_dir>/models``) and that nobody continues (a Tune trial that ended) needs
+    them no more. The whole folder goes, as Ray refuses to continue a run whose record names
+    a checkpoint that is gone; continuing it starts afresh."""
+    try:
+        result.filesystem.delete_dir(result.path)
+    except OSError as error:  # the checkpoints stay: only space is lost
+        logging.getLogger(__name__).warning("could not delete %s: %s", result.path, error)
+
+
+KEPT = "(its latest checkpoint stays)"
+
+
+def fit_until_stopped(trainer: TorchTrainer) -> ray.train.Result:
+    """``trainer.fit()``; in the main thread SIGINT and SIGTERM abort the run and raise
+    :class:`Stopped` (elsewhere, as in a Tune trial, the signals are Tune's).
+
+    Ray Train answers SIGINT itself while it trains: it aborts the worker group, then leaves
+    with SystemExit. SIGTERM is handed to that same handler; before training starts (or after)
+    either signal raises :class:`Stopped` at once.
+    """
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        received.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is not stop and callable(handler):  # Ray Train's: it aborts the run
+            handler(signal.SIGINT, frame)
+        raise Stopped(received[0], KEPT)
+
+    # the handlers before it come back after fit(), which leaves Ray Train's for SIGINT
+    with stop_signals_handled(stop) as installed:
+        try:
+            return trainer.fit()
+        except SystemExit:  # how Ray Train's SIGINT handler leaves, once the run is aborted
+            if not installed:
+                raise
+            raise Stopped(received[0] if received else signal.SIGINT, KEPT) from None
+
+
+def _end_run(config: TrainConfig, tracking: TrackingOptions, status: str) -> None:
+    """End the MLflow run FAILED or KILLED: its workers, stopped or killed with their group,
+    may not have said so."""
     if tracking.enabled and tracking.run_id:
-        attach_run(config, tracking).end("FAILED")
+        attach_run(config, tracking).end(status)

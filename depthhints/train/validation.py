@@ -1,22 +1,20 @@
 """Eigen-protocol validation during training: the paper's 7 metrics after every epoch.
 
 The same prediction and scoring as ``depthhints evaluate`` (Lanczos-resized inputs, no
-post-processing, Garg crop and 80 m cap for ``eigen``), on ``eval_split_file``: a split file,
-or a bundled split name (``eigen``: its test part). On KITTI that is the Eigen test split with
-LiDAR GT (``eval_protocol: eigen``) or the annotated maps (``eigen_benchmark``); on a synthetic
-drive its dense GT (``dense``: 80 m cap, no crop; or ``eigen_benchmark``: GT > 0). Stereo-trained
-models are scaled by 5.4, mono ones per image by the median ratio, as in the reference
-evaluation. The GT maps are read once, when the run starts.
+post-processing, Garg crop and 80 m cap for ``eigen``), on ``eval_split_file``: a split file, a
+folder holding test_files.txt or a bundled split name (``eigen``: its test part). On KITTI that
+is the Eigen test split with LiDAR GT (``eval_protocol: eigen``) or the annotated maps
+(``eigen_benchmark``); on a synthetic drive its dense GT (``dense``: 80 m cap, no crop; or
+``eigen_benchmark``: GT > 0). Stereo-trained models are scaled by 5.4, mono ones per image by the
+median ratio, as in the reference evaluation. The GT maps are read once, when the run starts.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from depthhints.config import TrainConfig
-from depthhints.data.kitti import KittiRawLayout, read_split_file, split_file
+from depthhints.data.kitti import KittiRawLayout, read_split
 from depthhints.evaluate import (
     EvalImageDataset,
     EvalResult,
@@ -35,8 +33,7 @@ class EigenValidator:
         if config.eval_split_file is None:
             raise ValueError("EigenValidator needs config.eval_split_file")
         layout = KittiRawLayout(config.data_path)
-        path = Path(config.eval_split_file)
-        items = read_split_file(path if path.suffix else split_file(str(path), "test"))
+        items = read_split(config.eval_split_file, ("test",), "--eval_split_file")
         self.config = config
         self.images = EvalImageDataset(layout, items, config.height, config.width)
         self.gt_depths = gt_depth_maps(layout, items, config.eval_protocol)
