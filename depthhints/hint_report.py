@@ -88,8 +88,8 @@ def table_line(row: dict[str, Any]) -> str:
 
 
 def print_summary(summary: Summary) -> bool:
-    """Print what a hint computation wrote, skipped and failed (failures on stderr); True if
-    nothing failed."""
+    """Print what a hint computation wrote, skipped and failed (failures on stderr), and the
+    workers Ray restarted, with why; True if nothing failed."""
     from hints_worker.actors import FAILURES_FILE
 
     if not summary.written and not summary.failures:
@@ -100,6 +100,8 @@ def print_summary(summary: Summary) -> bool:
         f"{len(summary.failures)} failed ({summary.images_per_second:.2f} hints/s written after "
         f"{summary.startup_seconds:.1f} s of actor start-up)"
     )
+    for restart in summary.restarts:
+        print(f"  {restart.describe()}")
     for failure in summary.failures[:10]:
         print(f"  failed {failure.key}: {failure.reason}", file=sys.stderr)
     if summary.failures:

@@ -4,18 +4,22 @@ The split's items are grouped by frame, so both sides of a stereo pair come from
 one resize. Frames already in the store are skipped (resume). Batches of frames go to a
 ``ray.util.ActorPool``; each actor owns its matchers (``cv2.setNumThreads(1)``: one core each)
 and writes straight into the store, flushing before it returns, so a reported result is on disk.
-Ray restarts a dead actor and retries its batch; an unreadable image is recorded as a failure
+Ray restarts a dead actor and retries its batch; each restart is printed and recorded with its
+cause (``hints_worker.restarts``). An unreadable image is recorded as a failure
 (path and reason) while every other frame completes. A store that takes no more files (disk
 full, read-only) stops the run with ``StoreWriteError``; what was stored stays, and a rerun
 computes the rest. On a cluster whose every node has GPUs, each GPU gets one worker with its
 share of the node's cores: matcher processes on the cores, the fusion batched on the GPU
-(``hints_worker.node``); on other clusters nothing changes.
+(``hints_worker.node``); on other clusters nothing changes. A run that starts Ray itself keeps
+the terminal for its own lines: Ray's output goes to ``<store>.ray.log`` beside the store
+(:func:`ray_log_path`), or, with ``verbose``, to the terminal.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -50,6 +54,7 @@ from depthhints.hints.compute import (
 from depthhints.hints.sgm import make_matchers
 from hints_worker.node import NodeHints
 from hints_worker.preflight import preflight
+from hints_worker.restarts import Restart, RestartWatch, WorkerProcess
 
 FAILURES_FILE = "failures.json"
 TIMING_FILE = "timing.json"
@@ -72,9 +77,14 @@ class _StoreWorker:
             warnings.simplefilter("ignore", DeprecationWarning)
             self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
 
-    def ready(self) -> str:
-        """Returns once the actor is constructed: the id of the node it runs on."""
-        return ray.get_runtime_context().get_node_id()
+    def ready(self) -> WorkerProcess:
+        """Returns once the actor is constructed: the process it runs in."""
+        return WorkerProcess.current()
+
+    def run_batch(self, jobs: Sequence[FrameJob]) -> tuple[WorkerProcess, list[FrameResult]]:
+        """The worker's ``process(jobs)``, and the process that ran it: a new one means a
+        restart."""
+        return WorkerProcess.current(), self.process(jobs)
 
     def _unstored(self, job: FrameJob) -> tuple[FrameJob, list[HintKey]]:
         """``job`` without the sides a restarted actor finds stored, and those keys."""
@@ -182,16 +192,43 @@ def node_workers(nodes: Sequence[dict]) -> tuple[int, int]:
 
 
 @contextmanager
-def ray_session(address: str | None = None) -> Iterator[None]:
-    """Use the connected Ray cluster, or start one (local, or joining ``address``) for the block."""
+def ray_session(
+    address: str | None = None, verbose: bool = False, log_file: Path | None = None
+) -> Iterator[None]:
+    """Use the connected Ray cluster, or start one (local, or joining ``address``) for the block
+    with the project's Ray setup (``depthhints.train.trainer.init_ray``): Ray's own output in
+    ``log_file`` (its path printed; a temporary file where that folder takes none), or on the
+    terminal if ``verbose``."""
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, log_to_driver=False)
+        from depthhints.train.trainer import init_ray
+
+        log_file = None if verbose or log_file is None else _writable_log(log_file)
+        init_ray(address, verbose=verbose, log_file=log_file)
     try:
         yield
     finally:
         if started:
             ray.shutdown()
+
+
+def ray_log_path(store_root: str | os.PathLike) -> Path:
+    """Where a run that starts Ray sends Ray's own output: ``<store>.ray.log`` beside the store,
+    so that it is kept with the hints it is about while the store's folder holds only the store
+    (a log inside would be copied, listed and checked with it)."""
+    store_root = Path(store_root).resolve()
+    return store_root.with_name(f"{store_root.name}.ray.log")
+
+
+def _writable_log(path: Path) -> Path:
+    """``path`` if a log can be written there, else a file of the temporary folder (a store in a
+    read-only folder still reports its own error, not the log's)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            return path
+    except OSError:
+        return Path(tempfile.gettempdir()) / f"depthhints-hints-{os.getpid()}.ray.log"
 
 
 @dataclass
@@ -209,6 +246,18 @@ class Summary:
     actors: int = 0
     nodes: list[str] = field(default_factory=list)
     """The ids of the Ray nodes the actors ran on."""
+    restarts: list[Restart] = field(default_factory=list)
+    """The hint workers Ray restarted (their batches retried), with why."""
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        """The run's counts as MLflow metrics (``hints/restarts``: workers Ray restarted)."""
+        return {
+            "hints/written": self.written,
+            "hints/skipped": self.skipped,
+            "hints/failed": len(self.failures),
+            "hints/restarts": len(self.restarts),
+        }
 
     @property
     def seconds_per_image_per_actor(self) -> float | None:
@@ -238,14 +287,17 @@ def precompute_hints(
     progress: bool = True,
     address: str | None = None,
     precision: str = "exact",
+    verbose: bool = False,
 ) -> Summary:
     """Compute the hints of ``items`` that ``store_root`` lacks, on a Ray actor pool.
 
     Checks the data, the split and the store first (``hints_worker.preflight``): a run that
     would mostly fail, or whose store holds other settings, stops before Ray starts, and one
     with nothing left to compute never starts it. Then uses the connected Ray cluster, or starts
-    one for the run (local, or joining ``address``). ``workers`` defaults to one actor per CPU
-    of the cluster. Failed items are listed in ``<store_root>/failures.json``.
+    one for the run (local, or joining ``address``; Ray's output in :func:`ray_log_path`, or on
+    the terminal if ``verbose``). ``workers`` defaults to one actor per CPU of the cluster.
+    Failed items are listed in ``<store_root>/failures.json``; each actor restart is printed
+    (above the progress bar) and kept in the summary and ``<store_root>/timing.json``.
     """
     config = config or HintConfig()
     layout = KittiRawLayout(data_root, image_ext)
@@ -256,10 +308,11 @@ def precompute_hints(
     jobs = plan_jobs(plan.todo, plan.done)
     todo = sum(len(job.sides) for job in jobs)
     written, failures, startup, compute, count, nodes = 0, [], 0.0, 0.0, 0, []
+    watch = RestartWatch([])
     if jobs:
         open_store(store_root, manifest)  # creates the store and its manifest
         start = time.perf_counter()
-        with ray_session(address):
+        with ray_session(address, verbose, ray_log_path(store_root)):
             labelled = ray.cluster_resources().get(HINTS_RESOURCE, 0)
             capacity = labelled or ray.cluster_resources().get("CPU", 1)
             count = min(workers or int(capacity) or 1, len(jobs))
@@ -288,15 +341,18 @@ def precompute_hints(
                     ).remote(*arguments)
                     for _ in range(count)
                 ]
-            nodes = sorted(set(ray.get([actor.ready.remote() for actor in actors])))
+            watch = RestartWatch(ray.get([actor.ready.remote() for actor in actors]))
+            nodes = sorted({process.node for process in watch.current.values()})
             startup = time.perf_counter() - start
             batches = [jobs[i : i + frames_per_task] for i in range(0, len(jobs), frames_per_task)]
             tasks = ActorPool(actors).map_unordered(
-                lambda a, batch: a.process.remote(batch), batches
+                lambda a, batch: a.run_batch.remote(batch), batches
             )
             try:
                 with tqdm(total=todo, unit="img", desc="depth hints", disable=not progress) as bar:
-                    for results in tasks:
+                    for process, results in tasks:
+                        if restart := watch.seen(process):
+                            tqdm.write(restart.line())
                         for result in results:
                             written += len(result.written)
                             failures += result.failures
@@ -316,7 +372,9 @@ def precompute_hints(
     if jobs:
         _write_failures(store_root, failures)
     skipped = len(requested) - todo
-    summary = Summary(written, skipped, failures, store_root, startup, compute, count, nodes)
+    summary = Summary(
+        written, skipped, failures, store_root, startup, compute, count, nodes, watch.restarts
+    )
     if jobs:
         _write_timing(summary)
     return summary
@@ -324,7 +382,7 @@ def precompute_hints(
 
 def _write_timing(summary: Summary) -> None:
     """``<store>/timing.json``: what the last run that computed hints cost (the hint-quality
-    report's cost column)."""
+    report's cost column), and the worker restarts it saw."""
     record = {
         "written": summary.written,
         "failed": len(summary.failures),
@@ -332,6 +390,7 @@ def _write_timing(summary: Summary) -> None:
         "startup_seconds": round(summary.startup_seconds, 3),
         "compute_seconds": round(summary.compute_seconds, 3),
         "seconds_per_image_per_actor": summary.seconds_per_image_per_actor,
+        "restarts": [restart.as_dict() for restart in summary.restarts],
     }
     write_atomically(summary.store / TIMING_FILE, (json.dumps(record, indent=2) + "\n").encode())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depthhints.cli.arguments import from_args, positive_int
+from depthhints.cli.arguments import add_verbose_argument, from_args, positive_int
 
 MATCHERS = ("parity", "fast", "quality", "single")  # depthhints.hints.sgm.MATCHER_PRESETS
 
@@ -46,6 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add("--no-align-corners", dest="align_corners", action="store_false", help=align)
     add("--workers", type=positive_int, help="actors (default: one per CPU)")
     add("--address", help="join an existing Ray cluster (e.g. 'auto')")
+    add_verbose_argument(hints)  # quiet: Ray's output in <out>.ray.log, beside the store
     hints.set_defaults(func=cmd_hints)
     _add_quality(commands)
 
@@ -73,7 +74,9 @@ def cmd_hints(args: argparse.Namespace) -> int:
     from hints_worker.actors import HintConfig, precompute_hints
 
     items = read_split(args.split)
-    out = writable_folder(args.out or Path(args.data_path) / "depth_hints", "--out")
+    out = Path(args.out or Path(args.data_path) / "depth_hints")
+    if not out.exists():  # an existing store reports its own write errors, with what it holds
+        writable_folder(out, "--out")
     summary = precompute_hints(
         items,
         args.data_path,
@@ -83,6 +86,7 @@ def cmd_hints(args: argparse.Namespace) -> int:
         workers=args.workers,
         address=args.address,
         precision=args.precision,
+        verbose=args.verbose,
     )
     return 0 if print_summary(summary) else 1
 

@@ -285,7 +285,7 @@ class HintAblation(Experiment):
         folder = self.data.root / "hints" / f"{name}_{width}x{height}"
         items = self.data.items("train") + self.data.items("val")
         config = HintConfig(height=height, width=width, **STORES[name])
-        return compute_hints(items, self.data.root, folder, config)
+        return compute_hints(items, self.data.root, folder, config, counts=self.hint_counts)
 
     @cached_property
     def test_drive(self) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:

@@ -19,6 +19,7 @@ for (``paper_row``: the table's paper column, an MLflow param of its evaluation 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -122,7 +123,9 @@ def row_configs(
     return {name: options for name, _, options in planned_rows(rows, baselines, overrides)}
 
 
-def prepare_synthetic(out: Path, frames: int, width: int, height: int) -> Path:
+def prepare_synthetic(
+    out: Path, frames: int, width: int, height: int, counts: Counter[str] | None = None
+) -> Path:
     """A synthetic drive with its fused SGM hints under ``out`` (kept if already there)."""
     from depthhints.data import synthetic as syn
 
@@ -132,14 +135,14 @@ def prepare_synthetic(out: Path, frames: int, width: int, height: int) -> Path:
             root, syn.DatasetConfig(frames_per_drive=frames, width=width, height=height)
         )
     items = [item for part in ("train", "val", "test") for item in _split(root, part)]
-    compute_hints(items, root, root / "depth_hints")
+    compute_hints(items, root, root / "depth_hints", counts=counts)
     return root
 
 
-def ensure_hints(data_path: Path, split: str) -> None:
+def ensure_hints(data_path: Path, split: str, counts: Counter[str] | None = None) -> None:
     """Compute the hints a KITTI split lacks (what is already stored is skipped)."""
     items = [item for part in ("train", "val") for item in read_split_file(split_file(split, part))]
-    compute_hints(items, data_path, data_path / "depth_hints", progress=True)
+    compute_hints(items, data_path, data_path / "depth_hints", progress=True, counts=counts)
 
 
 def _split(root: Path, part: str) -> list[SplitItem]:
@@ -217,7 +220,9 @@ class PaperTable(Experiment):
     def prepare(self) -> dict[str, dict[str, Any]]:
         if self.synthetic:
             drive = SYNTHETIC_DRIVES[self.preset.data]
-            root = Path(self.data_path or prepare_synthetic(self.out, **drive)).resolve()
+            root = Path(
+                self.data_path or prepare_synthetic(self.out, **drive, counts=self.hint_counts)
+            ).resolve()
             splits = root / "splits"
             paths = {
                 "split": str(splits),
@@ -236,7 +241,7 @@ class PaperTable(Experiment):
             options.update(data_path=str(root), log_dir=str(self.out / "runs"), **paths)
         if not self.synthetic:
             for split in {options["split"] for options in rows.values()}:
-                ensure_hints(root, split)
+                ensure_hints(root, split, self.hint_counts)
         return rows
 
     @cached_property

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import sys
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,7 @@ class Experiment(ABC):
         self.preset = dataclasses.replace(preset, overrides={**preset.overrides, **overrides})
         self.changed = overrides  # what the user set for this run, beside the preset
         self.out = out.resolve()
+        self.hint_counts: Counter[str] = Counter()  # of the hint stores prepare computed
 
     @abstractmethod
     def prepare(self) -> dict[str, dict[str, Any]]:
@@ -124,12 +126,16 @@ def compute_hints(
     store: Path,
     config: HintConfig | None = None,
     progress: bool = False,
+    counts: Counter[str] | None = None,
 ) -> Path:
     """The hint store ``store`` of ``items`` under data ``root``, computed on the Ray actor pool
-    where missing; ConfigError naming the failures file when any hint failed."""
+    where missing; ConfigError naming the failures file when any hint failed. ``counts`` adds up
+    the run's counts (``hints/restarts``: workers Ray restarted, each printed with its cause)."""
     from hints_worker.actors import precompute_hints
 
     summary = precompute_hints(items, root, store, config, progress=progress)
+    if counts is not None:
+        counts.update(summary.metrics)
     if not summary.ok:
         raise ConfigError(f"{len(summary.failures)} hints failed; see {store / 'failures.json'}")
     return store
@@ -229,7 +235,8 @@ def _log_results(
             for line in table
             for metric in METRICS
             if metric in line
-        },
+        }
+        | dict(experiment.hint_counts),
         step=0,
     )
     tracker.end("FINISHED")

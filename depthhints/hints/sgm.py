@@ -144,4 +144,3 @@ def candidate_disparities(
         out[k] = fixed_point[:, ::-1] if flip else fixed_point
     out /= np.float32(16.0)  # int16 with 4 fractional bits; exact in float32
     return out
-

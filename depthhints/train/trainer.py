@@ -26,6 +26,7 @@ import os
 import posixpath
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +59,7 @@ from depthhints.train import console
 from depthhints.train.checkpoint import STATE_FILE, newest_readable
 from depthhints.train.loop import run_loop, stop_signals_handled
 from depthhints.train.reporting import TrackingOptions, attach_run, describe_run, open_run
+from depthhints.train.restarts import RestartRecorder
 
 REPORT_INTERVAL_S = "0.05"
 """``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: Ray's default (2 s) blocks every report for ~2 s."""
@@ -242,10 +244,9 @@ def make_trainer(
     config = absolute_paths(config).replace(device="cuda" if options.use_gpu else "cpu")
     tracking_values = {"enabled": False}
     if tracking is not None and tracking.enabled:
-        tracking_values = {
-            **dataclasses.asdict(tracking),
-            "uri": tracking.tracking_uri(config),
-        }
+        tracking = dataclasses.replace(tracking, uri=tracking.tracking_uri(config))
+        tracking_values = dataclasses.asdict(tracking)
+    restarts = RestartRecorder(config, tracking, options.max_failures)
     resources = {"CPU": options.cpus_per_worker}
     if options.use_gpu:
         resources["GPU"] = 1
@@ -272,7 +273,7 @@ def make_trainer(
             checkpoint_config=CheckpointConfig(num_to_keep=options.num_to_keep),
             failure_config=FailureConfig(max_failures=options.max_failures),
             logging_config=LoggingConfig(log_level=options.log_level),
-            callbacks=list(callbacks),
+            callbacks=[restarts, *callbacks],
         ),
     )
 
@@ -296,6 +297,9 @@ def init_ray(
     ``RAY_TRAIN_ENABLE_PRINT_PATCH=0``: Train V2 re-routes a worker's ``print`` through a logger
     and, on a wrapped stdout, prints twice, which duplicates every line and revives closed
     ``tqdm_ray`` bars on the driver (seen with Ray 2.60).
+
+    Without ``address`` (and ``$RAY_ADDRESS``) a new local cluster starts, even where another
+    runs, and its processes' state queries go to its own dashboard (:func:`_own_state_api`).
     """
     env = {
         name: os.environ.setdefault(name, value)
@@ -304,6 +308,9 @@ def init_ray(
             ("RAY_TRAIN_ENABLE_PRINT_PATCH", "0"),
         )
     }
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        address = "local"
+        env.update(_own_state_api(kwargs))
     log_file = None if verbose or log_file is None else console.log_ray_to(Path(log_file))
     if not verbose:
         kwargs.setdefault("log_to_driver", False)
@@ -313,6 +320,29 @@ def init_ray(
         console.note_session(log_file, info.get("session_dir"))
         print(f"Ray's own output: {log_file} (--verbose shows it here)", flush=True)
     return log_file
+
+
+def _own_state_api(init_kwargs: dict[str, Any]) -> dict[str, str]:
+    """Point Ray's state API at the dashboard of the local cluster about to start (its port
+    chosen here, set in ``init_kwargs``), for this process and the cluster's workers.
+
+    Left alone, a state query goes to the most recently started cluster on the machine. Ray
+    Train's placement-group cleaner asks that way whether the run's controller is alive; when
+    another cluster started after ours, that cluster knows no such actor, and the cleaner
+    removes the placement group of a healthy run: its workers die and the run restarts or
+    fails, with nothing but ``INTENDED_SYSTEM_EXIT`` to say why. Asked here (a dashboard that
+    is off does not answer), the cleaner waits instead.
+    """
+    port = init_kwargs.setdefault("dashboard_port", _free_port())
+    url = f"http://127.0.0.1:{port}"
+    os.environ["RAY_API_SERVER_ADDRESS"] = url
+    return {"RAY_API_SERVER_ADDRESS": url}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def ray_log_file(config: TrainConfig) -> Path:
@@ -362,10 +392,10 @@ def fit_distributed(
         _end_run(config, tracking, "KILLED")
         raise
     except Exception:
-        _end_run(config, tracking, "FAILED")
+        _end_run(config, tracking, "KILLED" if _resources_withdrawn() else "FAILED")
         raise
     if result.error is not None:
-        _end_run(config, tracking, "FAILED")
+        _end_run(config, tracking, "KILLED" if _resources_withdrawn() else "FAILED")
         raise result.error
     if not options.keep_checkpoints:
         drop_checkpoints(result)
@@ -411,6 +441,14 @@ def fit_until_stopped(trainer: TorchTrainer) -> ray.train.Result:
             if not installed:
                 raise
             raise Stopped(received[0] if received else signal.SIGINT, KEPT) from None
+
+
+def _resources_withdrawn() -> bool:
+    """Whether the placement group this process runs in is gone: a Tune trial that the sweep
+    stops (ASHA, or the sweep's own stop) loses its resources, and with them its Train run,
+    before its process is ended. Such a run was stopped, not failed."""
+    group = ray.util.get_current_placement_group()
+    return group is not None and ray.util.placement_group_table(group).get("state") == "REMOVED"
 
 
 def _end_run(config: TrainConfig, tracking: TrackingOptions, status: str) -> None:

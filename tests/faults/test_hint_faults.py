@@ -2,7 +2,7 @@
 writers), a killed actor, a batch retried after it was stored, a full disk, a read-only store.
 Whatever happens, a rerun (or Ray's retry) must end with every hint stored exactly once, with the
 values of an uninterrupted run, and no process left behind. (A node stopped mid-run:
-test_node_faults.py.)"""
+test_node_faults.py; the cause of a restart: test_hint_restarts.py.)"""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from depthhints.data import synthetic as syn
 from depthhints.data.hint_store import MANIFEST, HintKey, NpyHintStore, ParquetHintStore, open_store
 from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
 from hints_worker.actors import HintConfig, HintWorker, plan_jobs, precompute_hints
+from hints_worker.restarts import STATE_API_UNAVAILABLE
 from tests.faults.drivers import DEADLINE_S, driver, own_ray_env, wait_for
 
 pytestmark = pytest.mark.slow
@@ -196,6 +197,8 @@ def test_an_actor_killed_from_outside_is_restarted_and_its_batch_retried(
         for handle in pools[0]
     }
     assert restarts == {True: 1, False: 0}
+    (restart,) = summary.restarts  # seen by the driver; this cluster has no Ray dashboard
+    assert restart.pid != restart.new_pid and restart.cause == STATE_API_UNAVAILABLE
     check_store(tmp_path, store_format, reference)
 
 

@@ -6,6 +6,10 @@ the steps after the checkpoint used trained again, no more."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from depthhints.config import TrainConfig
 from depthhints.train.checkpoint import CheckpointFallbackWarning
 from depthhints.train.loop import fit
 from depthhints.train.reporting import recorded_run_id
+from depthhints.train.restarts import RESTARTS_LOG
 from depthhints.train.trainer import RayOptions, fit_distributed, init_ray
 from tests.faults.drivers import driver, wait_for
 from tests.helpers import tiny_config
@@ -87,6 +92,51 @@ def test_a_killed_worker_process_is_replaced_and_resumes_from_the_checkpoint(
     assert run.info.status == "FINISHED"
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert sorted(m.step for m in history) == sorted([0, 1, 2, 3, *range(2, 2 * EPOCHS)])
+    # the restart is on record with its cause: the run's log, the terminal and MLflow
+    (restart,) = (config.run_dir / RESTARTS_LOG).read_text().splitlines()
+    assert "restart 1 of at most 1 (after step 2)" in restart
+    assert "rank 0: worker process died (SYSTEM_ERROR" in restart
+    assert [
+        (m.value, m.step) for m in client.get_metric_history(run.info.run_id, "train/restarts")
+    ] == [(1, 2)]
+    assert run.data.tags["last_restart_cause"].startswith("rank 0: worker process died")
+
+
+ANOTHER_CLUSTER = """
+import sys, ray
+ray.init(address="local", num_cpus=1, log_to_driver=False, dashboard_port=8265)
+print("up", flush=True)
+sys.stdin.read()  # until the test closes it
+ray.shutdown()
+"""
+
+
+def test_a_cluster_started_beside_a_run_leaves_it_alone(tree, tmp_path, uninterrupted):
+    """Another Ray cluster started on the machine mid-run (another user's job, another test),
+    its dashboard on Ray's default port, must not take the run's workers, nor restart it: Ray
+    Train's placement-group cleaner, asking that dashboard about our controller, would find
+    none and remove the run's placement group."""
+    config = _config(tree, tmp_path, "beside")
+    run = threading.Thread(target=fit_distributed, args=(config, RayOptions(num_workers=2)))
+    run.start()
+    wait_for(lambda: (config.run_dir / "metrics.jsonl").is_file(), "the first step", timeout=600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # Ray's defaults
+    other = subprocess.Popen(
+        [sys.executable, "-c", ANOTHER_CLUSTER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert other.stdout.readline().strip() == "up"
+        run.join(timeout=600)
+    finally:
+        other.communicate(timeout=120)  # closes its stdin: it shuts its cluster down
+    assert not run.is_alive()
+    assert _train_log(config) == list(range(2 * EPOCHS))
+    assert not (config.run_dir / RESTARTS_LOG).exists()
+    _assert_same_weights(config, uninterrupted)
 
 
 def test_a_killed_driver_is_resumed_from_the_last_checkpoint(
