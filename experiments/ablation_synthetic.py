@@ -20,8 +20,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from depthhints.cli import resume_command
 from depthhints.cli.arguments import add_trial_arguments, trial_options
-from depthhints.errors import DepthHintsError
+from depthhints.errors import DepthHintsError, Stopped
 from depthhints.experiments.ablation import PRESETS, VARIANTS, run_ablation
 from depthhints.experiments.runner import report
 from depthhints.tune import parse_overrides
@@ -70,6 +71,10 @@ def main(argv: list[str]) -> int:
     except DepthHintsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Stopped as stop:  # SIGINT or SIGTERM: the trials' checkpoints stay
+        resume = resume_command(argv, args, ("python", "experiments/ablation_synthetic.py"))
+        print(f"ablation_synthetic.py: {stop}; resume with: {resume}", file=sys.stderr)
+        return stop.exit_code
     return report(outcome)
 
 

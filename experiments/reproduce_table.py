@@ -17,8 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from depthhints.cli import resume_command
 from depthhints.cli.arguments import add_trial_arguments, trial_options
-from depthhints.errors import DepthHintsError
+from depthhints.errors import DepthHintsError, Stopped
 from depthhints.experiments.reproduce import PAPER, PRESETS, reproduce
 from depthhints.experiments.runner import report
 from depthhints.tune import parse_overrides
@@ -75,6 +76,10 @@ def main(argv: list[str]) -> int:
     except DepthHintsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Stopped as stop:  # SIGINT or SIGTERM: the trials' checkpoints stay
+        resume = resume_command(argv, args, ("python", "experiments/reproduce_table.py"))
+        print(f"reproduce_table.py: {stop}; resume with: {resume}", file=sys.stderr)
+        return stop.exit_code
     return report(outcome)
 
 

@@ -232,3 +232,36 @@ def test_a_stopped_sweep_ends_its_runs_killed_and_says_how_to_resume(tree, tmp_p
     )
     assert parent.info.status == "KILLED"
     assert trials and {trial.info.status for trial in trials} == {"KILLED"}
+
+
+@pytest.mark.slow
+def test_a_stopped_experiment_script_ends_killed_and_says_how_to_resume(tmp_path):
+    from mlflow import MlflowClient
+
+    from depthhints.tune import sweep_run_file
+
+    out, uri = tmp_path / "table", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = ["experiments/reproduce_table.py", "--preset", "smoke", "--out", str(out)]
+    script += ["--tracking-uri", uri, "--set", "num_epochs=30", "--set", "log_frequency=1"]
+    process = subprocess.Popen(
+        [sys.executable, *script],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+        stdout=(tmp_path / "script.out").open("w"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: any((out / "runs").glob("*/metrics.jsonl")), process, timeout=600)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, err
+    assert "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if "--resume" in line]
+    assert line.startswith("reproduce_table.py: stopped by SIGTERM")
+    assert line.endswith(f"resume with: python {shlex.join(script)} --resume")
+    parent_id = json.loads(sweep_run_file(out / "runs", "table_smoke").read_text())["run_id"]
+    assert MlflowClient(uri).get_run(parent_id).info.status == "KILLED"

@@ -54,9 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def resume_command(argv: Sequence[str], args: argparse.Namespace) -> str:
-    """The command line that continues the run of ``argv``: the same, with a plain ``--resume``
-    (a state file given to ``--resume`` is dropped: the stopped run saved a newer one)."""
+def resume_command(
+    argv: Sequence[str], args: argparse.Namespace, program: Sequence[str] = ("depthhints",)
+) -> str:
+    """The command line that continues the run of ``argv`` (of ``program``): the same, with a
+    plain ``--resume`` (a state file given to ``--resume`` is dropped: the stopped run saved a
+    newer one)."""
     kept: list[str] = []
     tokens = iter(argv)
     for token in tokens:
@@ -64,7 +67,7 @@ def resume_command(argv: Sequence[str], args: argparse.Namespace) -> str:
             next(tokens, None)  # its value
         elif token != "--resume" and not token.startswith("--resume="):
             kept.append(token)
-    return shlex.join(["depthhints", *kept, "--resume"])
+    return shlex.join([*program, *kept, "--resume"])
 
 
 def _redacted(error: Exception) -> str:

@@ -32,7 +32,8 @@ from depthhints.results import log_evaluation, logged_evaluations
 from depthhints.tracking import Tracker
 from depthhints.train.reporting import TrackingOptions, recorded_run_id
 from depthhints.train.trainer import RAY_LOG, init_ray
-from depthhints.tune import SweepOptions, apply_choices, reopen_sweep_run, sweep, sweep_run_file
+from depthhints.training_run import sweep_until_stopped
+from depthhints.tune import SweepOptions, apply_choices, reopen_sweep_run, sweep_run_file
 
 if TYPE_CHECKING:
     from depthhints.hints.compute import HintConfig
@@ -152,7 +153,8 @@ def run_experiment(
 
     ``options`` says how to run the trials; the sweep's name and rows are the experiment's
     (the caller's options are not changed). ``resume`` continues an interrupted run: finished
-    trials are not trained again and scores already in MLflow are not logged twice.
+    trials are not trained again and scores already in MLflow are not logged twice. SIGINT and
+    SIGTERM stop the sweep (its MLflow runs KILLED) and raise :class:`~depthhints.errors.Stopped`.
     """
     options = options or SweepOptions()
     if not ray.is_initialized():  # before the hint actors: Train needs init_ray's settings
@@ -162,7 +164,7 @@ def run_experiment(
     base = TrainConfig(**next(iter(rows.values()))).replace(model_name=experiment.kind)
     options = dataclasses.replace(options, name=experiment.name, rows=rows)
     space = {"row": list(rows), "seed": list(range(seeds or experiment.preset.seeds))}
-    grid = sweep(base, space, options, tracking, resume=resume)
+    grid = sweep_until_stopped(base, space, options, tracking, resume)  # Stopped on a signal
 
     trials, failed = [], []
     for result in grid:

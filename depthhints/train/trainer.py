@@ -311,8 +311,6 @@ def init_ray(
     if address is None and not os.environ.get("RAY_ADDRESS"):
         address = "local"
         env.update(_own_state_api(kwargs))
-    elif os.environ.get(STATE_API) == _state_api_set:  # ours, for a cluster that has ended
-        del os.environ[STATE_API]
     log_file = None if verbose or log_file is None else console.log_ray_to(Path(log_file))
     if not verbose:
         kwargs.setdefault("log_to_driver", False)
@@ -324,13 +322,11 @@ def init_ray(
     return log_file
 
 
-STATE_API = "RAY_API_SERVER_ADDRESS"
-_state_api_set: str | None = None  # the value _own_state_api gave it in this process
-
-
 def _own_state_api(init_kwargs: dict[str, Any]) -> dict[str, str]:
-    """Point Ray's state API at the dashboard of the local cluster about to start (its port
-    chosen here, set in ``init_kwargs``), for this process and the cluster's workers.
+    """The workers' environment that points Ray's state API at the dashboard of the local
+    cluster about to start (its port chosen here, set in ``init_kwargs``). Not this process's
+    environment: the commands it starts (``ray job submit``, another cluster's driver) must
+    not inherit it.
 
     Left alone, a state query goes to the port the cluster advertises, Ray's default 8265 even
     with the dashboard off, where another cluster's dashboard may answer. Ray Train's
@@ -340,10 +336,8 @@ def _own_state_api(init_kwargs: dict[str, Any]) -> dict[str, str]:
     ``INTENDED_SYSTEM_EXIT`` to say why. Asked here (a dashboard that is off does not answer),
     the cleaner waits instead.
     """
-    global _state_api_set
     port = init_kwargs.setdefault("dashboard_port", _free_port())
-    _state_api_set = os.environ[STATE_API] = f"http://127.0.0.1:{port}"
-    return {STATE_API: _state_api_set}
+    return {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
 
 
 def _free_port() -> int:
