@@ -1,5 +1,6 @@
 """Exception types raised for bad input (each message names the offending file/value and the fix),
-and :class:`Stopped`, a run stopped by a signal."""
+:class:`Stopped`, a run stopped by a signal, and :func:`first_sentence`, one short line of a
+longer account of a failure."""
 
 import signal
 
@@ -42,3 +43,10 @@ class Stopped(KeyboardInterrupt):
     def exit_code(self) -> int:
         """The shell's code for a process ended by the signal: 130 (SIGINT), 143 (SIGTERM)."""
         return 128 + self.signum
+
+
+def first_sentence(text: str, max_chars: int = 240) -> str:
+    """The first sentence of ``text`` without its full stop, on one line of at most
+    ``max_chars`` (cut with an ellipsis): how a restart's cause is shown."""
+    sentence = " ".join(text.split()).split(". ")[0].strip().rstrip(".")
+    return sentence if len(sentence) <= max_chars else sentence[: max_chars - 1].rstrip() + "…"

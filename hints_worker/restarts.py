@@ -20,12 +20,12 @@ from typing import Any
 
 import ray
 
+from depthhints.errors import first_sentence
+
 STATE_API_UNAVAILABLE = "cause unknown (Ray's state API unavailable)"
 NO_RECORD = "cause unknown (Ray recorded no exit of the process)"
 STATE_API_TIMEOUT_S = 10
 """How long one question to Ray's state API may take."""
-CAUSE_CHARS = 240
-"""At most this much of Ray's account of an exit is shown on a restart's line."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def exit_cause(process: WorkerProcess, wait_s: float = 5.0) -> tuple[str, str]:
             if ended:
                 last = max(ended, key=lambda worker: worker.end_time_ms or 0)  # a reused pid
                 detail = last.exit_detail or ""
-                brief = _brief(detail)
+                brief = first_sentence(detail)
                 return detail, f"{last.exit_type}: {brief}" if brief else last.exit_type
             # no exit recorded: was its node lost? (no such node: another cluster's server)
             nodes = list_nodes(
@@ -135,16 +135,9 @@ def exit_cause(process: WorkerProcess, wait_s: float = 5.0) -> tuple[str, str]:
                 return "", STATE_API_UNAVAILABLE
             if nodes[0].state == "DEAD":
                 message = nodes[0].state_message or "no reason recorded"
-                return message, f"its node died ({_brief(message)})"
+                return message, f"its node died ({first_sentence(message)})"
             if time.monotonic() > deadline:
                 return "", NO_RECORD
             time.sleep(0.25)
     except (RayStateApiException, OSError, ValueError) as error:  # no dashboard, no address
         return " ".join(f"{type(error).__name__}: {error}".split()), STATE_API_UNAVAILABLE
-
-
-def _brief(text: str) -> str:
-    """The first sentence of Ray's account, without its full stop (as Ray Train's restarts are
-    described, ``depthhints.train.restarts``), on one short line."""
-    brief = " ".join(text.split()).split(". ")[0].strip().rstrip(".")
-    return brief if len(brief) <= CAUSE_CHARS else brief[: CAUSE_CHARS - 1].rstrip() + "…"

@@ -17,6 +17,7 @@ from typing import Any
 from ray.train import UserCallback
 
 from depthhints.config import TrainConfig
+from depthhints.errors import first_sentence
 from depthhints.tracking import Tracker
 from depthhints.train import console
 from depthhints.train.reporting import TrackingOptions
@@ -35,7 +36,7 @@ def failure_cause(error: BaseException) -> str:
     text = str(failure)
     exit_ = _EXIT.search(text)
     if exit_:
-        detail = (exit_["detail"] or "").split(". ")[0].strip().rstrip(".")
+        detail = first_sentence(exit_["detail"] or "")
         return f"worker process died ({exit_['type']}{': ' + detail if detail else ''})"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if type(failure).__name__ == "WorkerHealthCheckTimeoutError":

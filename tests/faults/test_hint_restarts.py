@@ -12,6 +12,7 @@ import ray
 from depthhints.data import synthetic as syn
 from depthhints.data.hint_store import open_store
 from depthhints.data.kitti import SplitItem, read_split_file
+from depthhints.errors import first_sentence
 from depthhints.hint_report import print_summary
 from depthhints.probes import CRASH_ONCE_ENV
 from hints_worker.actors import HintConfig, precompute_hints, read_timing
@@ -88,3 +89,11 @@ def test_a_worker_that_died_is_reported_with_its_cause_and_every_hint_is_right(
     assert read_timing(store_root)["restarts"] == [restart.as_dict()]
     assert print_summary(summary)
     assert f"  {restart.describe()}" in capsys.readouterr().out.splitlines()
+
+
+def test_a_cause_is_shown_as_its_first_sentence_on_one_short_line() -> None:
+    account = "Worker exited unexpectedly.\n  It was killed (SIGKILL). Check the logs."
+    assert first_sentence(account) == "Worker exited unexpectedly"
+    assert first_sentence("no full stop") == "no full stop"
+    long = first_sentence("x" * 300, max_chars=20)
+    assert len(long) == 20 and long.endswith("…")
