@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUIET_PIP := grep -v 'is ignored: it is neither a file nor a directory' || true
 
-.PHONY: venv demo ui test test-fast lint bench ablation clean
+.PHONY: venv demo ui test test-cluster test-fast lint bench ablation clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+test-cluster: $(STAMP)  # ray up/submit/down of platform/cluster.local.yaml on SSH hosts made here (root)
+	@test -x /usr/sbin/sshd && command -v rsync >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq openssh-server rsync >/dev/null; }
+	$(BIN)/python -m pytest --cluster -s tests/cluster
 
 test-fast: lint  # the inner loop: every test not marked slow (~2 min on 2 cores)
 	$(BIN)/python -m pytest -m "not slow"

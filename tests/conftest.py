@@ -14,8 +14,30 @@ from depthhints.data.kitti import KittiRawLayout, SplitItem, write_split_file
 from depthhints.hints.compute import FrameJob, HintConfig, compute_frame
 from depthhints.hints.sgm import make_matchers
 
-TRAIN_FRAMES = (2, 3)
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cluster",
+        action="store_true",
+        help="run tests/cluster: the cluster launcher on SSH hosts made here (make test-cluster)",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """``tests/cluster`` needs root and takes minutes: only ``--cluster`` collects it."""
+    if collection_path == REPO / "tests" / "cluster" and not config.getoption("--cluster"):
+        return True
+    return None
+
+
+TRAIN_FRAMES = (2, 3)
+
+# Ray runs its worker processes at niceness 15. Beside other CPU-bound work (a loaded CI machine)
+# they would get a few per cent of a core and every Ray test would crawl into its timeouts; at
+# the suite's own niceness they share the machine like the rest of it.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 # The tests use tiny tensors: one intra-op thread avoids OpenMP spin-waiting on the 2-core CI
 # machine (measured: tests/test_step.py 55 s with 2 threads, 15 s with 1).

@@ -28,7 +28,7 @@ PLATFORM = REPO / "platform"
 AWS = PLATFORM / "cluster.yaml"
 LOCAL = PLATFORM / "cluster.local.yaml"
 RUNTIME_ENV = PLATFORM / "runtime_env.yaml"
-VENV_RAY = "~/depthhints/.venv/bin/ray"
+VENV_RAY = "~/depth-hints/.venv/bin/ray"
 # vCPUs and GPUs of the instance types the AWS file uses
 INSTANCES = {"m5.2xlarge": (8, 0), "c6i.8xlarge": (32, 0), "g5.xlarge": (4, 1)}
 
@@ -130,15 +130,19 @@ def test_local_workers_advertise_train_on_gpu_machines_and_hints_elsewhere():
 @pytest.mark.parametrize("path", [AWS, LOCAL], ids=["aws", "local"])
 def test_file_mounts_exist_relative_to_the_repository_and_cover_the_packages(path):
     mounts = load_yaml(path)["file_mounts"]
-    code = {remote: local for remote, local in mounts.items() if remote.startswith("~/depthhints")}
+    code = {remote: local for remote, local in mounts.items() if remote.startswith("~/depth-hints")}
     for remote, local in code.items():
         assert (REPO / local).exists(), f"{remote}: {local} is not in the repository"
-        assert remote == "~/depthhints/" + local.removeprefix("./")
+        assert remote == "~/depth-hints/" + local.removeprefix("./")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     needed = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
     needed += ["experiments", "pyproject.toml", "requirements.txt", "README.md", "LICENSE"]
     assert {f"./{name}" for name in needed} <= set(code.values())
     assert mounts["~/.ray/auth_token"] == "~/.ray/auth_token"
+    # `ray submit` runs a script from ~, where a project folder with an importable name
+    # (~/depthhints) would hide the installed package
+    folder = next(r for r, local in mounts.items() if local == "./pyproject.toml").split("/")[1]
+    assert not folder.isidentifier()
 
 
 CREDENTIALS = re.compile(
