@@ -72,6 +72,8 @@ def prepare_wheelhouse(requirements: Path, log: Path) -> Path:
 
 @dataclass
 class Host:
+    """One machine: its name, LAN address, network namespace and sshd (started)."""
+
     name: str
     address: str
     netns: str
@@ -204,12 +206,15 @@ class Hosts:
                 "-o", "BatchMode=yes", f"{USER}@{host.address}"]  # fmt: skip
 
     def listening(self, netns: str | None = None) -> list[str]:
-        """``ss -ltnp`` lines of sockets that listen, in ``netns`` (None: this machine's)."""
+        """``ss -ltnp`` lines of the sockets that the hosts' user's processes listen on, in
+        ``netns`` (None: this machine's own network)."""
         prefix = ["ip", "netns", "exec", netns] if netns else []
-        return run(*prefix, "ss", "-Hltnp").stdout.splitlines()
+        lines = run(*prefix, "ss", "-Hltnp").stdout.splitlines()
+        pids = {line.split()[0] for line in self.processes()}
+        return [line for line in lines if any(f"pid={pid}," in line for pid in pids)]
 
     def processes(self) -> list[str]:
-        """``pid command`` of every process of the hosts' user, but its SSH sessions."""
+        """``pid command`` of every process of the hosts' user but its SSH sessions."""
         listed = subprocess.run(
             ["ps", "-u", USER, "-o", "pid=,args="], capture_output=True, text=True
         ).stdout.splitlines()
