@@ -84,9 +84,9 @@ class Hosts:
     """A head and ``workers`` hosts; ``start()`` makes them, ``stop()`` removes every trace
     (processes, namespaces, links) but the user account and the wheelhouse."""
 
-    def __init__(self, workspace: Path, workers: int, tag: str | None = None) -> None:
+    def __init__(self, workspace: Path, workers: int) -> None:
         self.workspace = workspace
-        self.tag = tag or secrets.token_hex(2)
+        self.tag = secrets.token_hex(2)  # names of this run's namespaces and links
         self.lan = f"dh{self.tag}-lan"
         names = ["head", *(f"worker{i}" for i in range(1, workers + 1))]
         self.hosts = [
@@ -95,6 +95,7 @@ class Hosts:
         self.home = workspace / "home"
         self.shared = workspace / "shared"
         self.key = workspace / "client" / "id_ed25519"
+        self.token = workspace / "client" / "auth_token"  # the Ray token the nodes get
 
     @property
     def head(self) -> Host:
@@ -138,7 +139,7 @@ class Hosts:
         self.home.chmod(0o755)
         self.shared.mkdir()
         os.chown(self.shared, account.pw_uid, account.pw_gid)
-        (self.workspace / "client" / "auth_token").write_text(secrets.token_hex(32))
+        self.token.write_text(secrets.token_hex(32))
 
     def _network(self) -> None:
         run("ip", "netns", "add", self.lan)

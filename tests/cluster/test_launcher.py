@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +21,13 @@ import yaml
 
 from tests.cluster.hosts import USER, Hosts, missing_tools, prepare_wheelhouse
 from tests.cluster.variant import changed_keys, cluster_variant
+from tests.local_cluster import RAY, REPO
 
-REPO = Path(__file__).resolve().parents[2]
-RAY = str(Path(sys.executable).parent / "ray")
 SOURCE = REPO / "platform" / "cluster.local.yaml"
 WORKERS = 2
 TRAIN_WORKERS = 3  # more than a worker host's 2 cores: each run's DDP spans both hosts
-TABLE = "/mnt/shared/outputs/table_smoke"
+SHARED = Path("/mnt/shared")  # on the hosts; here: hosts.shared
+TABLE = SHARED / "outputs" / "table_smoke"
 LOCK = Path("/run/lock/depthhints-cluster-test.lock")
 
 # Run on the head by `ray exec`: the nodes, where the job's actors ran, what MLflow holds.
@@ -97,7 +96,7 @@ class Launcher:
         """Runs a Python ``script`` on the head with ``ray exec``; its ``RESULT`` line."""
         path = self.hosts.shared / f"query_{step}.py"  # not mlflow.py: it would hide mlflow
         path.write_text(script)
-        output = self(step, "exec", str(self.config), f"python /mnt/shared/{path.name}")
+        output = self(step, "exec", str(self.config), f"python {SHARED / path.name}")
         line = next(x for x in output.splitlines() if x.startswith("RESULT "))
         return json.loads(line.removeprefix("RESULT "))
 
@@ -134,14 +133,13 @@ def hosts(tmp_path_factory) -> Iterator[Hosts]:
 
 
 def test_the_lab_cluster_goes_up_runs_the_table_and_comes_down(hosts: Hosts) -> None:
-    token = hosts.workspace / "client" / "auth_token"
     variant = cluster_variant(
         SOURCE,
         head=hosts.head.address,
         workers=[host.address for host in hosts.workers],
         user=USER,
         key=hosts.key,
-        token=token,
+        token=hosts.token,
     )
     assert changed_keys(yaml.safe_load(SOURCE.read_text()), variant) == {
         "provider.head_ip",
@@ -180,10 +178,11 @@ def test_the_lab_cluster_goes_up_runs_the_table_and_comes_down(hosts: Hosts) -> 
         "--address",
         "auto",
         "--out",
-        TABLE,
+        str(TABLE),
         timeout=1500,
     )
-    table = json.loads((hosts.shared / "outputs/table_smoke/table/table.json").read_text())
+    table_file = hosts.shared / TABLE.relative_to(SHARED) / "table" / "table.json"
+    table = json.loads(table_file.read_text())
     assert {row["row"] for row in table} == {"S_R18_192x64_nopt_hints", "MS_R18_192x64_nopt_hints"}
     placement = ray.on_head("placement", PLACEMENT)
     workers = sorted(host.address for host in hosts.workers)
@@ -196,12 +195,14 @@ def test_the_lab_cluster_goes_up_runs_the_table_and_comes_down(hosts: Hosts) -> 
     ray("down (first)", "down", "-y", str(config))
     assert hosts.wait_until_idle() == [], "ray down left processes running"
 
-    venv = hosts.home / "depth-hints" / ".venv"
-    installed = (venv / "bin" / "python").stat().st_ino, (venv / "bin" / "ray").stat().st_mtime
+    venv = hosts.home / "depth-hints" / ".venv" / "bin"
+
+    def installed() -> tuple[int, float]:
+        return (venv / "python").stat().st_ino, (venv / "ray").stat().st_mtime
+
+    before = installed()
     ray("up (again)", "up", "-y", str(config), timeout=1200)
-    assert ((venv / "bin" / "python").stat().st_ino, (venv / "bin" / "ray").stat().st_mtime) == (
-        installed
-    )
+    assert installed() == before  # the venv found in place, nothing reinstalled
     ray.wait_for_nodes([host.address for host in hosts.hosts])
     ray("down (again)", "down", "-y", str(config))
     assert hosts.wait_until_idle() == [], "ray down left processes running"
